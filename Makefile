@@ -1,0 +1,49 @@
+# One entry point for laptops and CI. `make demo` and `make test` are the README's two
+# commands: each installs what it needs, starts a Docker Engine if none answers and
+# builds the sandbox image if it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install engine image lint typecheck test unit bench demo gc clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+engine:
+	bash scripts/ensure-docker.sh
+
+image: install engine
+	$(BIN)/e2b-tools image build
+
+lint: install
+	$(BIN)/ruff check e2b_tools tests bench examples
+	$(BIN)/ruff format --check e2b_tools tests bench examples
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -m "not docker" tests
+
+test: image
+	$(BIN)/pytest tests
+	$(MAKE) --no-print-directory lint typecheck
+
+bench: image
+	$(BIN)/python bench/bench.py
+
+demo: image
+	$(BIN)/python examples/demo.py
+
+gc: install
+	$(BIN)/e2b-tools gc
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,191 @@
+"""The host end of the agent protocol, over a container's attach stream (asyncio).
+
+Docker multiplexes a non-TTY container's stdout and stderr on the attach socket in
+frames with an 8-byte header (stream type, 3 zero bytes, big-endian payload size).
+Stdout carries the protocol; stderr carries the agent's own log lines, of which the
+last few are kept to explain a sandbox that went away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import itertools
+import secrets
+import socket
+from typing import Any
+
+from ._exceptions import ProtocolError, SandboxGoneError
+from .agent import protocol
+from .agent.protocol import Message
+
+_HEADER = 8
+_STDOUT = 1
+_STDERR = 2
+
+
+class Call:
+    """One request in flight: its events arrive on ``queue`` until ``done``."""
+
+    def __init__(self, request_id: str) -> None:
+        self.id = request_id
+        self.queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+
+
+
+class AgentConnection:
+    """A multiplexed request/event stream to one sandbox's agent."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        sandbox_id: str,
+    ) -> None:
+        self._sock = sock
+        self._reader = reader
+        self._writer = writer
+        self.sandbox_id = sandbox_id
+        self._calls: dict[str, Call] = {}
+        self._prefix = secrets.token_hex(4)
+        self._ids = itertools.count(1)
+        self._agent_log: collections.deque[str] = collections.deque(maxlen=20)
+        self.closed_reason: str | None = None
+        self.hello: Message = {}
+        self._write_lock = asyncio.Lock()
+        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+
+    @classmethod
+    async def open(cls, sock: socket.socket, sandbox_id: str) -> AgentConnection:
+        """Wrap an attach socket (already connected) in asyncio streams."""
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
+        return cls(sock, reader, writer, sandbox_id)
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_reason is not None
+
+    @property
+    def agent_log(self) -> list[str]:
+        """The agent's last log lines (its stderr)."""
+        return list(self._agent_log)
+
+    async def _read_loop(self) -> None:
+        buf = b""
+        reason = "the sandbox closed the connection (the container exited)"
+        try:
+            while True:
+                header = await self._reader.readexactly(_HEADER)
+                size = int.from_bytes(header[4:], "big")
+                payload = await self._reader.readexactly(size) if size else b""
+                if header[0] == _STDERR:
+                    for line in payload.decode("utf-8", "replace").splitlines():
+                        if line.strip():
+                            self._agent_log.append(line)
+                    continue
+                if header[0] != _STDOUT:
+                    continue
+                buf += payload
+                if b"\n" not in payload:
+                    continue
+                *lines, buf = buf.split(b"\n")
+                for line in lines:
+                    self._dispatch(line)
+        except asyncio.IncompleteReadError:
+            pass
+        except (OSError, asyncio.CancelledError) as exc:
+            reason = f"the connection to the sandbox broke ({type(exc).__name__}: {exc})"
+        finally:
+            self._close(reason)
+
+    def _dispatch(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            event = protocol.decode_event(line)
+        except protocol.ProtocolError:
+            self._agent_log.append(f"unreadable protocol line: {line[:200]!r}")
+            return
+        call = self._calls.get(event["id"])
+        if call is None:
+            return  # another client's call, or one we stopped waiting for
+        if event.get("type") == "done":
+            del self._calls[call.id]
+        call.queue.put_nowait(event)
+
+    def _close(self, reason: str) -> None:
+        if self.closed_reason is None:
+            self.closed_reason = reason
+        for call in self._calls.values():
+            call.queue.put_nowait(
+                SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id)
+            )
+        self._calls.clear()
+        try:
+            self._writer.close()
+        except Exception:  # noqa: BLE001 - closing a broken transport may raise anything
+            pass
+
+    async def send(self, op: str, **fields: Any) -> Call:
+        """Send one request; raise :class:`SandboxGoneError` if it could not be sent."""
+        if self.closed_reason is not None:
+            raise SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id)
+        call = Call(f"{self._prefix}-{next(self._ids)}")
+        message: Message = {"id": call.id, "op": op, **fields}
+        self._calls[call.id] = call
+        try:
+            async with self._write_lock:
+                self._writer.write(protocol.encode(message))
+                await self._writer.drain()
+        except (OSError, RuntimeError) as exc:
+            self._calls.pop(call.id, None)
+            self._close(f"the connection to the sandbox broke while sending ({exc})")
+            raise SandboxGoneError(
+                f"could not send {op!r}: {self.closed_reason}", sandbox_id=self.sandbox_id
+            ) from exc
+        return call
+
+    def forget(self, call: Call) -> None:
+        """Stop routing events of ``call`` (after a host-side timeout)."""
+        self._calls.pop(call.id, None)
+
+    async def handshake(self, timeout: float) -> Message:
+        """Send ``hello`` and return the agent's hello event."""
+        call = await self.send("hello", protocol_version=protocol.PROTOCOL_VERSION)
+
+        async def wait() -> Message:
+            hello: Message = {}
+            while True:
+                event = await call.queue.get()
+                if isinstance(event, BaseException):
+                    raise event
+                if event["type"] == "hello":
+                    hello = event
+                elif event["type"] == "error":
+                    raise ProtocolError(
+                        f"agent refused the handshake: {event.get('value')}",
+                        sandbox_id=self.sandbox_id,
+                    )
+                elif event["type"] == "done":
+                    return hello
+
+        try:
+            self.hello = await asyncio.wait_for(wait(), timeout)
+        except asyncio.TimeoutError:
+            log = "; ".join(self.agent_log[-5:]) or "nothing"
+            raise SandboxGoneError(
+                f"the sandbox's agent did not answer within {timeout:g}s "
+                f"(its log says: {log}); is python3 >= 3.8 in the image?",
+                sandbox_id=self.sandbox_id,
+            ) from None
+        return self.hello
+
+    async def close(self) -> None:
+        self._task.cancel()
+        try:
+            await self._task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+            pass
+        self._close("the connection was closed by this client")

@@ -1,0 +1,770 @@
+"""The asynchronous sandbox API; :mod:`e2b_tools._sync` wraps it for blocking code."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+import datetime as dt
+import inspect
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import IO, Any, Literal, overload
+
+from ._config import (
+    DEFAULT_CODE_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    NetworkMode,
+    SandboxConfig,
+)
+from ._connection import AgentConnection, Call
+from ._exceptions import (
+    CommandExitError,
+    InvalidArgumentError,
+    NotFoundError,
+    ProtocolError,
+    SandboxError,
+    SandboxFileError,
+    SandboxGoneError,
+    SandboxTimeoutError,
+)
+from ._models import (
+    CommandResult,
+    EntryInfo,
+    Execution,
+    ExecutionError,
+    Result,
+    SandboxInfo,
+)
+from .agent.protocol import Message
+from .backends.docker import DockerBackend, default_backend
+
+OutputHandler = Callable[[str], "Awaitable[None] | None"]
+"""Streaming callback: receives each chunk of output as it arrives (sync or async)."""
+ResultHandler = Callable[[Result], "Awaitable[None] | None"]
+ErrorHandler = Callable[[ExecutionError], "Awaitable[None] | None"]
+
+_HANDSHAKE_TIMEOUT = 30.0
+# Extra seconds the host waits past a call's own timeout before it gives up on the agent.
+_HOST_GRACE = 15.0
+_LANGUAGE_ALIASES = {"py": "python", "python3": "python"}
+
+
+class _CallTimeout(Exception):
+    """Queued into a call when the host stops waiting for it."""
+
+
+async def _maybe_await(value: Awaitable[None] | None) -> None:
+    if inspect.isawaitable(value):
+        await value
+
+
+class BoundedText:
+    """Keeps the head and tail of a stream within ``limit`` characters; counts the rest."""
+
+    def __init__(self, limit: int) -> None:
+        self.head_limit = limit // 2
+        self.tail_limit = limit - self.head_limit
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail: collections.deque[str] = collections.deque()
+        self.tail_size = 0
+        self.dropped = 0
+
+    def add(self, text: str) -> None:
+        room = self.head_limit - self.head_size
+        if room > 0:
+            part = text[:room]
+            self.head.append(part)
+            self.head_size += len(part)
+            text = text[room:]
+            if not text:
+                return
+        self.tail.append(text)
+        self.tail_size += len(text)
+        while self.tail_size > self.tail_limit:
+            excess = self.tail_size - self.tail_limit
+            first = self.tail[0]
+            if len(first) <= excess:
+                self.tail.popleft()
+                self.tail_size -= len(first)
+                self.dropped += len(first)
+            else:
+                self.tail[0] = first[excess:]
+                self.tail_size -= excess
+                self.dropped += excess
+
+    def marker(self) -> str:
+        return f"\n[... {self.dropped} characters omitted by e2b-tools to bound memory ...]\n"
+
+    def chunks(self) -> list[str]:
+        middle = [self.marker()] if self.dropped else []
+        return [*self.head, *middle, *self.tail]
+
+    def text(self) -> str:
+        return "".join(self.chunks())
+
+
+def _error_from_event(event: Message, sandbox_id: str, path: str | None = None) -> SandboxError:
+    name = str(event.get("name", "Error"))
+    value = str(event.get("value", ""))
+    where = f": {path}" if path else ""
+    if name == "FileNotFoundError":
+        return NotFoundError(f"no such file or directory{where}", sandbox_id=sandbox_id)
+    if name in ("IsADirectoryError", "NotADirectoryError", "PermissionError", "FileExistsError"):
+        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+    if name == "ProtocolError":
+        return ProtocolError(value, sandbox_id=sandbox_id)
+    if name.endswith("Error") and name[:1].isupper() and name in dir(__builtins__):
+        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+    return SandboxError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+
+
+class AsyncSandbox:
+    """A running sandbox: an isolated container with a long-lived agent inside.
+
+    Create one with :meth:`create` (or re-attach with :meth:`connect`), use it, and
+    kill it (``async with`` does that for you).
+
+    Example:
+        >>> async with await AsyncSandbox.create() as sbx:  # doctest: +SKIP
+        ...     execution = await sbx.run_code("1 + 1")
+        ...     execution.text
+        '2'
+    """
+
+    def __init__(
+        self,
+        *,
+        sandbox_id: str,
+        container_id: str,
+        image: str,
+        config: SandboxConfig,
+        backend: DockerBackend,
+        connection: AgentConnection,
+    ) -> None:
+        self._sandbox_id = sandbox_id
+        self._container_id = container_id
+        self._image = image
+        self._config = config
+        self._backend = backend
+        self._conn = connection
+        self._killed = False
+        self._reconnect_lock = asyncio.Lock()
+        self.commands = AsyncCommands(self)
+        """Shell commands: ``await sbx.commands.run("ls")``."""
+        self.files = AsyncFiles(self)
+        """Files: ``await sbx.files.write(path, data)``, ``read``, ``list``, ..."""
+
+    # -- identity ----------------------------------------------------------------
+    @property
+    def sandbox_id(self) -> str:
+        """This sandbox's id (pass it to :meth:`connect`)."""
+        return self._sandbox_id
+
+    @property
+    def container_id(self) -> str:
+        """The Docker container's id."""
+        return self._container_id
+
+    @property
+    def image(self) -> str:
+        """The image the sandbox runs."""
+        return self._image
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The configuration the sandbox was created with."""
+        return self._config
+
+    def __repr__(self) -> str:
+        return f"<AsyncSandbox {self._sandbox_id} image={self._image!r}>"
+
+    # -- lifecycle ---------------------------------------------------------------
+    @classmethod
+    async def create(
+        cls,
+        image: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        cpu: float | None = 1.0,
+        memory: str | int | None = "1g",
+        network: NetworkMode = "none",
+        metadata: dict[str, str] | None = None,
+        *,
+        config: SandboxConfig | None = None,
+        backend: DockerBackend | None = None,
+    ) -> AsyncSandbox:
+        """Start a new sandbox and wait until its agent answers.
+
+        Args:
+            image: Image to run; default ``e2b-tools/sandbox:<version>``. Any image with
+                ``python3`` works: the agent is injected when the image lacks it.
+            timeout: Lifetime in seconds; the sandbox removes itself at the deadline.
+            envs: Environment variables for all code and commands.
+            cpu: CPU cores (``None``: unlimited).
+            memory: Memory limit such as ``"512m"`` (``None``: unlimited).
+            network: ``"none"`` (default) or ``"full"``.
+            metadata: Labels returned by :meth:`list`.
+            config: Full configuration; the other arguments override its fields.
+            backend: Docker backend to use (default: the engine of ``DOCKER_HOST``).
+
+        Raises:
+            ImageNotFoundError: The image does not exist (the message says how to build).
+            EngineUnavailableError: No Docker Engine answers.
+        """
+        from .images import DEFAULT_IMAGE
+
+        base = config or SandboxConfig()
+        try:
+            cfg = _merge_config(base, image, timeout, envs, cpu, memory, network, metadata)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"invalid sandbox settings: {exc}") from exc
+        backend = backend or default_backend()
+        image_name = cfg.image or DEFAULT_IMAGE
+        sandbox_id = secrets.token_hex(6)
+        container_id = await asyncio.to_thread(backend.create, sandbox_id, cfg, image_name)
+        try:
+            sock = await asyncio.to_thread(backend.attach, container_id)
+            conn = await AgentConnection.open(sock, sandbox_id)
+            # Send the hello before starting: the agent reads it as soon as it runs.
+            handshake = asyncio.ensure_future(conn.handshake(_HANDSHAKE_TIMEOUT))
+            await asyncio.to_thread(backend.start, container_id, sandbox_id)
+            await handshake
+        except BaseException:
+            await asyncio.to_thread(backend.kill, container_id)
+            raise
+        return cls(
+            sandbox_id=sandbox_id,
+            container_id=container_id,
+            image=image_name,
+            config=cfg,
+            backend=backend,
+            connection=conn,
+        )
+
+    @classmethod
+    async def connect(
+        cls, sandbox_id: str, *, backend: DockerBackend | None = None
+    ) -> AsyncSandbox:
+        """Attach to a running sandbox by id (from this or another process).
+
+        Raises:
+            SandboxNotFoundError: No running sandbox has this id.
+        """
+        backend = backend or default_backend()
+        info = await asyncio.to_thread(backend.find, sandbox_id)
+        conn = await cls._open_connection(backend, info["Id"], sandbox_id)
+        labels = info["Config"].get("Labels") or {}
+        import json
+
+        cfg = SandboxConfig(
+            image=info["Config"].get("Image"),
+            metadata=json.loads(labels.get("e2b-tools.metadata") or "{}"),
+        )
+        return cls(
+            sandbox_id=sandbox_id,
+            container_id=info["Id"],
+            image=str(info["Config"].get("Image")),
+            config=cfg,
+            backend=backend,
+            connection=conn,
+        )
+
+    @staticmethod
+    async def _open_connection(
+        backend: DockerBackend, container_id: str, sandbox_id: str
+    ) -> AgentConnection:
+        sock = await asyncio.to_thread(backend.attach, container_id)
+        conn = await AgentConnection.open(sock, sandbox_id)
+        await conn.handshake(_HANDSHAKE_TIMEOUT)
+        return conn
+
+    @classmethod
+    async def list(
+        cls,
+        metadata: dict[str, str] | None = None,
+        *,
+        backend: DockerBackend | None = None,
+    ) -> list[SandboxInfo]:
+        """Running sandboxes, optionally only those whose metadata contains ``metadata``."""
+        backend = backend or default_backend()
+        summaries = await asyncio.to_thread(backend.list)
+        infos = [backend.info_from_summary(s) for s in summaries]
+        if metadata:
+            infos = [
+                i for i in infos if all(i.metadata.get(k) == v for k, v in metadata.items())
+            ]
+        return infos
+
+    async def kill(self) -> bool:
+        """Stop and remove the sandbox; False if it was already gone. Idempotent."""
+        self._killed = True
+        await self._conn.close()
+        return await asyncio.to_thread(self._backend.kill, self._container_id)
+
+    async def is_running(self) -> bool:
+        """Whether the container still runs."""
+        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+        return bool(info and info["State"].get("Running"))
+
+    async def set_timeout(self, timeout: float) -> None:
+        """Move the sandbox's deadline to ``timeout`` seconds from now."""
+        if timeout <= 0:
+            raise InvalidArgumentError("timeout must be > 0 seconds")
+        await self._request("set_timeout", {"deadline": time.time() + timeout}, 30.0)
+
+    async def get_info(self) -> SandboxInfo:
+        """What the engine knows of this sandbox."""
+        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+        if info is None:
+            raise SandboxGoneError("the sandbox no longer exists", sandbox_id=self.sandbox_id)
+        summary = {
+            "Id": info["Id"],
+            "Image": info["Config"].get("Image"),
+            "Labels": info["Config"].get("Labels"),
+            "State": info["State"].get("Status"),
+        }
+        result = self._backend.info_from_summary(summary)
+        started = info["State"].get("StartedAt")
+        if started:
+            result.started_at = dt.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+        return result
+
+    async def __aenter__(self) -> AsyncSandbox:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.kill()
+
+    # -- requests ----------------------------------------------------------------
+    async def _connection(self) -> AgentConnection:
+        if not self._conn.closed:
+            return self._conn
+        async with self._reconnect_lock:
+            if not self._conn.closed:
+                return self._conn
+            if not self._killed:
+                info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+                if info is not None and info["State"].get("Running"):
+                    # The stream dropped but the sandbox lives: nothing was in flight
+                    # on the new stream, so re-attaching is safe.
+                    self._conn = await self._open_connection(
+                        self._backend, self._container_id, self._sandbox_id
+                    )
+                    return self._conn
+            raise SandboxGoneError(await self._gone_reason(), sandbox_id=self._sandbox_id)
+
+    async def _gone_reason(self) -> str:
+        if self._killed:
+            return "the sandbox was killed; create a new one"
+        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+        log = self._conn.agent_log
+        if any("deadline" in line for line in log):
+            return (
+                f"the sandbox reached its timeout of {self._config.timeout:g}s and removed "
+                "itself; create a new one (pass timeout= or call set_timeout())"
+            )
+        if info is None:
+            return "the sandbox's container no longer exists (killed or removed); create a new one"
+        state = info["State"]
+        why = "killed for running out of memory" if state.get("OOMKilled") else "stopped"
+        return (
+            f"the sandbox's container {why} (status {state.get('Status')}, exit code "
+            f"{state.get('ExitCode')}); create a new one"
+        )
+
+    async def _send(self, op: str, fields: dict[str, Any]) -> Call:
+        conn = await self._connection()
+        try:
+            return await conn.send(op, **fields)
+        except SandboxGoneError:
+            raise SandboxGoneError(await self._gone_reason(), sandbox_id=self._sandbox_id) from None
+
+    async def _events(self, call: Call, timeout: float | None) -> AsyncIterator[Message]:
+        """Yield ``call``'s events up to ``done``, bounded by ``timeout`` overall."""
+        timer = None
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(
+                timeout, call.queue.put_nowait, _CallTimeout()
+            )
+        try:
+            while True:
+                item = await call.queue.get()
+                if isinstance(item, _CallTimeout):
+                    self._conn.forget(call)
+                    raise SandboxTimeoutError(
+                        f"the sandbox did not answer within {timeout:g}s",
+                        sandbox_id=self._sandbox_id,
+                    )
+                if isinstance(item, SandboxGoneError):
+                    raise SandboxGoneError(
+                        await self._gone_reason()
+                        + " (the call was in flight and was not retried: it may have run)",
+                        sandbox_id=self._sandbox_id,
+                    ) from None
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if item.get("type") == "done":
+                    return
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    async def _request(
+        self, op: str, fields: dict[str, Any], timeout: float | None, path: str | None = None
+    ) -> dict[str, Any]:
+        """A request whose only interesting event is ``done`` (or ``error``)."""
+        call = await self._send(op, fields)
+        error: Message | None = None
+        value: dict[str, Any] = {}
+        async for event in self._events(call, timeout):
+            if event["type"] == "error":
+                error = event
+            elif event["type"] == "done":
+                value = event.get("value") or {}
+        if error is not None:
+            raise _error_from_event(error, self._sandbox_id, path)
+        return value
+
+    # -- code --------------------------------------------------------------------
+    async def run_code(
+        self,
+        code: str,
+        language: str = "python",
+        *,
+        timeout: float | None = DEFAULT_CODE_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        on_result: ResultHandler | None = None,
+        on_error: ErrorHandler | None = None,
+    ) -> Execution:
+        """Run code in the sandbox's stateful context for ``language``.
+
+        Variables, imports and files persist across calls. A trailing expression's
+        value comes back as the main result (``execution.text``). An exception in the
+        code does not raise here: it is in ``execution.error``.
+
+        Args:
+            code: Source to run.
+            language: ``"python"`` (more languages come with richer images).
+            timeout: Seconds before the code is interrupted (KeyboardInterrupt, then a
+                context restart if it does not stop). ``None``: no limit.
+            envs: Environment variables for this call only.
+            on_stdout / on_stderr: Called with each chunk of output as it arrives.
+            on_result / on_error: Called with each result / the error as it arrives.
+
+        Raises:
+            SandboxTimeoutError: The code ran past ``timeout``; ``.execution`` holds the
+                output so far and the message says whether the context's state was kept.
+            SandboxGoneError: The sandbox died.
+        """
+        if not isinstance(code, str):
+            raise InvalidArgumentError("code must be a string")
+        lang = _LANGUAGE_ALIASES.get(language.lower(), language.lower())
+        available = self._conn.hello.get("languages") or ["python"]
+        if lang not in available:
+            raise InvalidArgumentError(
+                f"language {language!r} is not available in this sandbox; "
+                f"available: {', '.join(available)}",
+                sandbox_id=self._sandbox_id,
+            )
+        if timeout is not None and timeout <= 0:
+            raise InvalidArgumentError("timeout must be > 0 seconds or None")
+        fields: dict[str, Any] = {"code": code, "language": lang, "timeout": timeout}
+        if envs:
+            fields["envs"] = {str(k): str(v) for k, v in envs.items()}
+        started = time.monotonic()
+        stdout = BoundedText(self._config.output_limit)
+        stderr = BoundedText(self._config.output_limit)
+        execution = Execution()
+        done: dict[str, Any] = {}
+        host_timeout = None if timeout is None else timeout + self._config.interrupt_grace + _HOST_GRACE
+        call = await self._send("run_code", fields)
+        try:
+            async for event in self._events(call, host_timeout):
+                kind = event["type"]
+                if kind == "stdout":
+                    stdout.add(event["text"])
+                    if on_stdout:
+                        await _maybe_await(on_stdout(event["text"]))
+                elif kind == "stderr":
+                    stderr.add(event["text"])
+                    if on_stderr:
+                        await _maybe_await(on_stderr(event["text"]))
+                elif kind == "result":
+                    result = Result.from_mime_bundle(
+                        event.get("data") or {}, bool(event.get("is_main_result"))
+                    )
+                    execution.results.append(result)
+                    if on_result:
+                        await _maybe_await(on_result(result))
+                elif kind == "error":
+                    execution.error = ExecutionError(
+                        name=str(event.get("name", "Error")),
+                        value=str(event.get("value", "")),
+                        traceback=str(event.get("traceback", "")),
+                    )
+                    if on_error:
+                        await _maybe_await(on_error(execution.error))
+                elif kind == "done":
+                    done = event.get("value") or {}
+        finally:
+            execution.logs.stdout = stdout.chunks()
+            execution.logs.stderr = stderr.chunks()
+            execution.execution_time = time.monotonic() - started
+        execution.execution_count = done.get("execution_count")
+        execution.context_restarted = bool(done.get("context_restarted"))
+        timed_out = done.get("timed_out")
+        if timed_out == "interrupted":
+            raise SandboxTimeoutError(
+                f"run_code exceeded timeout={timeout:g}s and was interrupted with "
+                "KeyboardInterrupt; the context's variables were kept. Pass a larger "
+                "timeout= to run_code() if the code needs more time",
+                sandbox_id=self._sandbox_id,
+                execution=execution,
+            )
+        if timed_out == "restarted":
+            raise SandboxTimeoutError(
+                f"run_code exceeded timeout={timeout:g}s and did not stop on "
+                "KeyboardInterrupt, so its context was killed and restarted: variables "
+                "and imports were lost. Pass a larger timeout= to run_code() if the code "
+                "needs more time",
+                sandbox_id=self._sandbox_id,
+                execution=execution,
+            )
+        return execution
+
+
+def _merge_config(
+    base: SandboxConfig,
+    image: str | None,
+    timeout: float,
+    envs: dict[str, str] | None,
+    cpu: float | None,
+    memory: str | int | None,
+    network: NetworkMode,
+    metadata: dict[str, str] | None,
+) -> SandboxConfig:
+    return SandboxConfig.model_validate(
+        {
+            **base.model_dump(),
+            "image": image if image is not None else base.image,
+            "timeout": timeout,
+            "envs": {**base.envs, **(envs or {})},
+            "cpu": cpu,
+            "memory": memory,
+            "network": network,
+            "metadata": {**base.metadata, **(metadata or {})},
+        }
+    )
+
+
+class AsyncCommands:
+    """Shell commands in a sandbox (``sandbox.commands``)."""
+
+    def __init__(self, sandbox: AsyncSandbox) -> None:
+        self._sbx = sandbox
+
+    async def run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+    ) -> CommandResult:
+        """Run ``cmd`` with bash (``sh`` if the image has no bash) and wait for it.
+
+        The command runs in its own process group with stdin closed; at ``timeout``
+        the whole group is killed.
+
+        Raises:
+            CommandExitError: The command exited non-zero. As in E2B, the exception
+                carries the whole result: ``.stdout``, ``.stderr``, ``.exit_code``.
+            SandboxTimeoutError: It ran past ``timeout``; ``.result`` holds its output.
+        """
+        if not isinstance(cmd, str) or not cmd.strip():
+            raise InvalidArgumentError("cmd must be a non-empty string")
+        if timeout is not None and timeout <= 0:
+            raise InvalidArgumentError("timeout must be > 0 seconds or None")
+        sbx = self._sbx
+        fields: dict[str, Any] = {"cmd": cmd, "timeout": timeout}
+        if cwd is not None:
+            fields["cwd"] = cwd
+        if envs:
+            fields["envs"] = {str(k): str(v) for k, v in envs.items()}
+        stdout = BoundedText(sbx.config.output_limit)
+        stderr = BoundedText(sbx.config.output_limit)
+        error: Message | None = None
+        done: dict[str, Any] = {}
+        host_timeout = None if timeout is None else timeout + _HOST_GRACE
+        call = await sbx._send("command", fields)
+        async for event in sbx._events(call, host_timeout):
+            kind = event["type"]
+            if kind == "stdout":
+                stdout.add(event["text"])
+                if on_stdout:
+                    await _maybe_await(on_stdout(event["text"]))
+            elif kind == "stderr":
+                stderr.add(event["text"])
+                if on_stderr:
+                    await _maybe_await(on_stderr(event["text"]))
+            elif kind == "error":
+                error = event
+            elif kind == "done":
+                done = event.get("value") or {}
+        if error is not None and "exit_code" not in done:
+            if error.get("name") in ("FileNotFoundError", "NotADirectoryError"):
+                raise InvalidArgumentError(
+                    f"cannot run the command: cwd {cwd!r} is not a directory in the sandbox",
+                    sandbox_id=sbx.sandbox_id,
+                )
+            raise _error_from_event(error, sbx.sandbox_id)
+        result = CommandResult(
+            stdout=stdout.text(),
+            stderr=stderr.text(),
+            exit_code=int(done.get("exit_code", -1)),
+            pid=done.get("pid"),
+            stdout_truncated=stdout.dropped,
+            stderr_truncated=stderr.dropped,
+        )
+        if done.get("timed_out"):
+            result.error = f"killed after timeout={timeout:g}s"
+            raise SandboxTimeoutError(
+                f"command exceeded timeout={timeout:g}s and its process group was killed; "
+                "pass timeout= to commands.run() (None for no limit)",
+                sandbox_id=sbx.sandbox_id,
+                result=result,
+            )
+        if result.exit_code != 0:
+            result.error = f"exit code {result.exit_code}"
+            raise CommandExitError(result, sandbox_id=sbx.sandbox_id)
+        return result
+
+
+_FILE_TIMEOUT = 120.0
+
+
+class AsyncFiles:
+    """Files in a sandbox (``sandbox.files``). Relative paths are under the workspace."""
+
+    def __init__(self, sandbox: AsyncSandbox) -> None:
+        self._sbx = sandbox
+
+    @overload
+    async def read(self, path: str, format: Literal["text"] = "text") -> str: ...
+
+    @overload
+    async def read(self, path: str, format: Literal["bytes"]) -> bytes: ...
+
+    async def read(self, path: str, format: Literal["text", "bytes"] = "text") -> str | bytes:
+        """Read a whole file as text (UTF-8) or bytes.
+
+        Raises:
+            NotFoundError: No such file.
+            InvalidArgumentError: ``format="text"`` on a file that is not UTF-8.
+        """
+        if format not in ("text", "bytes"):
+            raise InvalidArgumentError("format must be 'text' or 'bytes'")
+        sbx = self._sbx
+        call = await sbx._send("read_file", {"path": path})
+        parts: list[bytes] = []
+        error: Message | None = None
+        async for event in sbx._events(call, _FILE_TIMEOUT):
+            if event["type"] == "data":
+                parts.append(base64.b64decode(event["data"]))
+            elif event["type"] == "error":
+                error = event
+        if error is not None:
+            raise _error_from_event(error, sbx.sandbox_id, path)
+        data = b"".join(parts)
+        if format == "bytes":
+            return data
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError(
+                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "read it with format='bytes'",
+                sandbox_id=sbx.sandbox_id,
+            ) from None
+
+    async def write(self, path: str, data: str | bytes | IO[bytes] | IO[str]) -> EntryInfo:
+        """Write a file, creating parent directories; replaces it atomically."""
+        if isinstance(data, str):
+            payload = data.encode("utf-8")
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            payload = bytes(data)
+        elif hasattr(data, "read"):
+            raw = data.read()
+            payload = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
+        else:
+            raise InvalidArgumentError("data must be str, bytes or a readable file object")
+        value = await self._sbx._request(
+            "write_file",
+            {"path": path, "data": base64.b64encode(payload).decode("ascii")},
+            _FILE_TIMEOUT,
+            path,
+        )
+        return _entry(value)
+
+    async def list(self, path: str = ".", depth: int = 1) -> list[EntryInfo]:
+        """Entries of a directory, recursing ``depth`` levels."""
+        if depth < 1:
+            raise InvalidArgumentError("depth must be >= 1")
+        value = await self._sbx._request(
+            "list_dir", {"path": path, "depth": depth}, _FILE_TIMEOUT, path
+        )
+        return [_entry(e) for e in value.get("entries", [])]
+
+    async def exists(self, path: str) -> bool:
+        """Whether a file or directory exists at ``path``."""
+        value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
+        return bool(value.get("exists"))
+
+    async def get_info(self, path: str) -> EntryInfo:
+        """Details of one file or directory."""
+        value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
+        if not value.get("exists"):
+            raise NotFoundError(f"no such file or directory: {path}", sandbox_id=self._sbx.sandbox_id)
+        return _entry(value["entry"])
+
+    async def remove(self, path: str) -> None:
+        """Delete a file, or a directory with everything in it."""
+        await self._sbx._request("remove", {"path": path}, _FILE_TIMEOUT, path)
+
+    async def make_dir(self, path: str) -> bool:
+        """Create a directory and its parents; False if it already existed."""
+        value = await self._sbx._request("make_dir", {"path": path}, _FILE_TIMEOUT, path)
+        return bool(value.get("created"))
+
+    async def upload(self, local_path: str | os.PathLike[str], path: str) -> EntryInfo:
+        """Copy a file from the host into the sandbox."""
+        data = await asyncio.to_thread(Path(local_path).read_bytes)
+        return await self.write(path, data)
+
+    async def download(self, path: str, local_path: str | os.PathLike[str]) -> Path:
+        """Copy a file from the sandbox to the host; returns the local path."""
+        data = await self.read(path, format="bytes")
+        target = Path(local_path)
+        await asyncio.to_thread(target.write_bytes, data)
+        return target
+
+
+def _entry(value: dict[str, Any]) -> EntryInfo:
+    return EntryInfo(
+        **{
+            **value,
+            "modified_time": dt.datetime.fromtimestamp(
+                float(value.get("modified_time", 0)), dt.timezone.utc
+            ),
+        }
+    )

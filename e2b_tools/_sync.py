@@ -1,0 +1,286 @@
+"""Blocking facade over the async API: one source of truth for behaviour.
+
+Every sync method runs its async twin on one event loop in a background thread
+(started on first use) and waits for it. Signatures are kept identical to the async
+ones; ``tests/test_api_surface.py`` checks that they do not drift. Streaming callbacks
+passed to the sync API run on that background thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import IO, Any, Literal, TypeVar, overload
+
+from ._config import (
+    DEFAULT_CODE_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    NetworkMode,
+    SandboxConfig,
+)
+from ._models import CommandResult, EntryInfo, Execution, SandboxInfo
+from ._sandbox import (
+    AsyncCommands,
+    AsyncFiles,
+    AsyncSandbox,
+    ErrorHandler,
+    OutputHandler,
+    ResultHandler,
+)
+from .backends.docker import DockerBackend
+
+T = TypeVar("T")
+
+
+class _Portal:
+    """An event loop on a daemon thread that blocking callers submit coroutines to."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.pid = os.getpid()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="e2b-tools-loop", daemon=True
+        )
+        self.thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self.thread:
+            coro.close()
+            raise RuntimeError(
+                "the blocking Sandbox API was called from one of its own callbacks; "
+                "use AsyncSandbox there instead"
+            )
+        future = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        try:
+            return future.result()
+        except (KeyboardInterrupt, SystemExit):
+            future.cancel()
+            raise
+        except concurrent.futures.CancelledError:
+            raise
+
+
+_portal: _Portal | None = None
+_portal_lock = threading.Lock()
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    global _portal
+    with _portal_lock:
+        if _portal is None or _portal.pid != os.getpid():
+            _portal = _Portal()
+        portal = _portal
+    return portal.call(coro)
+
+
+class Sandbox:
+    """A running sandbox (blocking API). See :class:`AsyncSandbox` for the details.
+
+    Example:
+        >>> with Sandbox.create() as sbx:  # doctest: +SKIP
+        ...     sbx.run_code("x = 41")
+        ...     sbx.run_code("x + 1").text
+        '42'
+    """
+
+    def __init__(self, inner: AsyncSandbox) -> None:
+        self._inner = inner
+        self.commands = Commands(inner.commands)
+        """Shell commands: ``sbx.commands.run("ls")``."""
+        self.files = Files(inner.files)
+        """Files: ``sbx.files.write(path, data)``, ``read``, ``list``, ..."""
+
+    @property
+    def sandbox_id(self) -> str:
+        """This sandbox's id (pass it to :meth:`connect`)."""
+        return self._inner.sandbox_id
+
+    @property
+    def container_id(self) -> str:
+        """The Docker container's id."""
+        return self._inner.container_id
+
+    @property
+    def image(self) -> str:
+        """The image the sandbox runs."""
+        return self._inner.image
+
+    @property
+    def config(self) -> SandboxConfig:
+        """The configuration the sandbox was created with."""
+        return self._inner.config
+
+    @property
+    def async_sandbox(self) -> AsyncSandbox:
+        """The async twin of this object (same sandbox, same connection)."""
+        return self._inner
+
+    def __repr__(self) -> str:
+        return f"<Sandbox {self.sandbox_id} image={self.image!r}>"
+
+    @classmethod
+    def create(
+        cls,
+        image: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        cpu: float | None = 1.0,
+        memory: str | int | None = "1g",
+        network: NetworkMode = "none",
+        metadata: dict[str, str] | None = None,
+        *,
+        config: SandboxConfig | None = None,
+        backend: DockerBackend | None = None,
+    ) -> Sandbox:
+        """Start a new sandbox; see :meth:`AsyncSandbox.create`."""
+        return cls(
+            _run(
+                AsyncSandbox.create(
+                    image,
+                    timeout,
+                    envs,
+                    cpu,
+                    memory,
+                    network,
+                    metadata,
+                    config=config,
+                    backend=backend,
+                )
+            )
+        )
+
+    @classmethod
+    def connect(cls, sandbox_id: str, *, backend: DockerBackend | None = None) -> Sandbox:
+        """Attach to a running sandbox by id; see :meth:`AsyncSandbox.connect`."""
+        return cls(_run(AsyncSandbox.connect(sandbox_id, backend=backend)))
+
+    @classmethod
+    def list(
+        cls,
+        metadata: dict[str, str] | None = None,
+        *,
+        backend: DockerBackend | None = None,
+    ) -> list[SandboxInfo]:
+        """Running sandboxes; see :meth:`AsyncSandbox.list`."""
+        return _run(AsyncSandbox.list(metadata, backend=backend))
+
+    def kill(self) -> bool:
+        """Stop and remove the sandbox; False if it was already gone."""
+        return _run(self._inner.kill())
+
+    def is_running(self) -> bool:
+        """Whether the container still runs."""
+        return _run(self._inner.is_running())
+
+    def set_timeout(self, timeout: float) -> None:
+        """Move the sandbox's deadline to ``timeout`` seconds from now."""
+        _run(self._inner.set_timeout(timeout))
+
+    def get_info(self) -> SandboxInfo:
+        """What the engine knows of this sandbox."""
+        return _run(self._inner.get_info())
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.kill()
+
+    def run_code(
+        self,
+        code: str,
+        language: str = "python",
+        *,
+        timeout: float | None = DEFAULT_CODE_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        on_result: ResultHandler | None = None,
+        on_error: ErrorHandler | None = None,
+    ) -> Execution:
+        """Run code in the sandbox's stateful context; see :meth:`AsyncSandbox.run_code`."""
+        return _run(
+            self._inner.run_code(
+                code,
+                language,
+                timeout=timeout,
+                envs=envs,
+                on_stdout=on_stdout,
+                on_stderr=on_stderr,
+                on_result=on_result,
+                on_error=on_error,
+            )
+        )
+
+
+class Commands:
+    """Shell commands (blocking); see :class:`AsyncCommands`."""
+
+    def __init__(self, inner: AsyncCommands) -> None:
+        self._inner = inner
+
+    def run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+    ) -> CommandResult:
+        """Run a command and wait for it; see :meth:`AsyncCommands.run`."""
+        return _run(self._inner.run(cmd, cwd, envs, timeout, on_stdout, on_stderr))
+
+
+class Files:
+    """Files (blocking); see :class:`AsyncFiles`."""
+
+    def __init__(self, inner: AsyncFiles) -> None:
+        self._inner = inner
+
+    @overload
+    def read(self, path: str, format: Literal["text"] = "text") -> str: ...
+
+    @overload
+    def read(self, path: str, format: Literal["bytes"]) -> bytes: ...
+
+    def read(self, path: str, format: Literal["text", "bytes"] = "text") -> str | bytes:
+        """Read a whole file as text or bytes; see :meth:`AsyncFiles.read`."""
+        return _run(self._inner.read(path, format))  # type: ignore[call-overload, no-any-return]
+
+    def write(self, path: str, data: str | bytes | IO[bytes] | IO[str]) -> EntryInfo:
+        """Write a file, creating parent directories."""
+        return _run(self._inner.write(path, data))
+
+    def list(self, path: str = ".", depth: int = 1) -> list[EntryInfo]:
+        """Entries of a directory."""
+        return _run(self._inner.list(path, depth))
+
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists."""
+        return _run(self._inner.exists(path))
+
+    def get_info(self, path: str) -> EntryInfo:
+        """Details of one file or directory."""
+        return _run(self._inner.get_info(path))
+
+    def remove(self, path: str) -> None:
+        """Delete a file or a directory tree."""
+        _run(self._inner.remove(path))
+
+    def make_dir(self, path: str) -> bool:
+        """Create a directory and its parents; False if it existed."""
+        return _run(self._inner.make_dir(path))
+
+    def upload(self, local_path: str | os.PathLike[str], path: str) -> EntryInfo:
+        """Copy a host file into the sandbox."""
+        return _run(self._inner.upload(local_path, path))
+
+    def download(self, path: str, local_path: str | os.PathLike[str]) -> Path:
+        """Copy a sandbox file to the host."""
+        return _run(self._inner.download(path, local_path))

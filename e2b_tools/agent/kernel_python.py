@@ -1,0 +1,226 @@
+"""A stateful Python code context: a child process of the agent.
+
+Requests arrive as JSON lines on ``req_fd``; results, errors and ``done`` go back as
+JSON lines on ``ctl_fd``. The process's own stdout/stderr are pipes that the agent
+forwards as ``stdout``/``stderr`` events, so output from ``print``, from C extensions
+and from subprocesses all arrive the same way. Before any control message the
+kernel flushes ``sys.stdout``/``sys.stderr`` so that output precedes the result.
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import builtins
+import io
+import json
+import linecache
+import os
+import signal
+import sys
+import traceback
+import types
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+if TYPE_CHECKING:
+    import asyncio
+
+_CO_COROUTINE = 0x80  # inspect.CO_COROUTINE, without importing inspect
+
+# Formats taken from IPython's display protocol, in the order they are tried.
+_REPR_METHODS = (
+    ("text/html", "_repr_html_"),
+    ("text/markdown", "_repr_markdown_"),
+    ("image/svg+xml", "_repr_svg_"),
+    ("image/png", "_repr_png_"),
+    ("image/jpeg", "_repr_jpeg_"),
+    ("application/json", "_repr_json_"),
+    ("text/latex", "_repr_latex_"),
+)
+
+_THIS_FILE = os.path.abspath(__file__).rstrip("c")
+
+
+class Kernel:
+    def __init__(self, req_fd: int, ctl_fd: int) -> None:
+        self.req = os.fdopen(req_fd, "rb", buffering=0)
+        self.ctl_fd = ctl_fd
+        self.module = types.ModuleType("__main__")
+        self.module.__dict__["__builtins__"] = builtins
+        sys.modules["__main__"] = self.module
+        self.ns: Dict[str, Any] = self.module.__dict__
+        self.count = 0
+        self.loop: Optional[asyncio.AbstractEventLoop] = None
+        self._buf = b""
+
+    def send(self, msg: Dict[str, Any]) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        data = (json.dumps(msg, ensure_ascii=False) + "\n").encode("utf-8", "replace")
+        while data:
+            n = os.write(self.ctl_fd, data)
+            data = data[n:]
+
+    def read_request(self) -> Optional[Dict[str, Any]]:
+        while b"\n" not in self._buf:
+            chunk = self.req.read(1 << 20)
+            if not chunk:
+                return None
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        obj = json.loads(line)
+        return obj if isinstance(obj, dict) else None
+
+    def serve(self) -> None:
+        self.send({"type": "ready", "pid": os.getpid()})
+        while True:
+            try:
+                req = self.read_request()
+                if req is None:
+                    return
+                self.execute(req)
+            except KeyboardInterrupt:
+                # An interrupt that arrived after the code finished: nothing to stop.
+                continue
+
+    def execute(self, req: Dict[str, Any]) -> None:
+        self.count += 1
+        envs = req.get("envs") or {}
+        saved = {k: os.environ.get(k) for k in envs}
+        os.environ.update({str(k): str(v) for k, v in envs.items()})
+        try:
+            self.run_cell(str(req.get("code", "")))
+        except KeyboardInterrupt as exc:
+            self.send_error(exc)
+        finally:
+            for key, old in saved.items():
+                if old is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = old
+            self.send({"type": "done", "execution_count": self.count})
+
+    def run_cell(self, code: str) -> None:
+        filename = f"<cell-{self.count}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
+        try:
+            tree = ast.parse(code, filename, "exec")
+        except SyntaxError as exc:
+            self.send_error(exc)
+            return
+        last: Optional[ast.expr] = None
+        if tree.body and isinstance(tree.body[-1], ast.Expr):
+            last = tree.body.pop().value  # type: ignore[attr-defined]
+        flags = getattr(ast, "PyCF_ALLOW_TOP_LEVEL_AWAIT", 0)
+        try:
+            body = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
+            self.run_compiled(body)
+            if last is not None:
+                expr = compile(ast.Expression(last), filename, "eval", flags=flags, dont_inherit=True)
+                value = self.run_compiled(expr)
+                if value is not None:
+                    self.ns["_"] = value
+                    self.send_result(value, main=True)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - user code may raise anything
+            self.send_error(exc)
+
+    def run_compiled(self, code: types.CodeType) -> Any:
+        if code.co_flags & _CO_COROUTINE:
+            if self.loop is None:
+                import asyncio
+
+                self.loop = asyncio.new_event_loop()
+            return self.loop.run_until_complete(eval(code, self.ns))
+        return eval(code, self.ns)
+
+    def send_result(self, value: Any, main: bool) -> None:
+        data: Dict[str, Any] = {}
+        try:
+            data["text/plain"] = repr(value)
+        except Exception as exc:  # noqa: BLE001
+            data["text/plain"] = f"<repr failed: {type(exc).__name__}: {exc}>"
+        for mime, method in _REPR_METHODS:
+            fn = getattr(value, method, None)
+            if fn is None or isinstance(value, type) or not callable(fn):
+                continue
+            try:
+                out = fn()
+            except Exception:  # noqa: BLE001 - a broken repr must not break the call
+                continue
+            if isinstance(out, tuple):
+                out = out[0]
+            if out is None:
+                continue
+            if isinstance(out, bytes):
+                out = base64.b64encode(out).decode("ascii")
+            elif mime == "application/json" and not isinstance(out, str):
+                out = json.dumps(out)
+            data[mime] = str(out)
+        self.send({"type": "result", "data": data, "is_main_result": main})
+
+    def send_error(self, exc: BaseException) -> None:
+        frames: List[str] = []
+        tb = exc.__traceback__
+        # Drop the kernel's own frames; keep the user's.
+        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).rstrip(
+            "c"
+        ) == _THIS_FILE:
+            tb = tb.tb_next
+        frames = traceback.format_exception(type(exc), exc, tb)
+        self.send(
+            {
+                "type": "error",
+                "name": type(exc).__name__,
+                "value": str(exc),
+                "traceback": "".join(frames),
+            }
+        )
+
+
+def _prepare_interpreter() -> None:
+    """Make this forked agent look like a fresh ``python3 -c`` to user code.
+
+    The agent runs isolated (``-I``), so its ``sys.path`` lacks the working directory,
+    ``PYTHONPATH`` and the user site (where ``pip install --user`` puts packages).
+    """
+    import site
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = [p for p in sys.path if p and os.path.abspath(p) != here]
+    user_site = site.getusersitepackages()
+    if user_site not in path:
+        # Before the first dist-packages entry, as ``site`` orders it.
+        at = next((i for i, p in enumerate(path) if "-packages" in p), len(path))
+        path.insert(at, user_site)
+    extra = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = ["", *extra, *path]
+    sys.argv = ["-c"]
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        stream = io.TextIOWrapper(
+            io.FileIO(fd, "w", closefd=False),
+            encoding="utf-8",
+            errors="backslashreplace",
+            write_through=True,
+        )
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+
+
+def main(req_fd: int, ctl_fd: int) -> None:
+    """Serve requests until ``req_fd`` closes (runs in a process forked from the agent)."""
+    _prepare_interpreter()
+    try:
+        # Under memory pressure the kernel, not the agent, is the one to go.
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write("1000")
+    except OSError:
+        pass
+    # Inherited dispositions may ignore SIGINT; timeouts rely on KeyboardInterrupt.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    Kernel(req_fd, ctl_fd).serve()

@@ -1,0 +1,899 @@
+"""The in-sandbox agent: the container's main process (standard library only).
+
+It speaks :mod:`protocol` on private duplicates of the container's stdin/stdout; the
+original descriptors 0 and 1 are pointed at ``/dev/null`` and stderr so that nothing
+the agent starts can write into the protocol stream. One single-threaded selector
+loop serves every request; code contexts and shell commands are child processes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import codecs
+import heapq
+import itertools
+import os
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import time
+from collections import deque
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from . import kernel_python, protocol
+from .protocol import Message
+
+READ_CHUNK = 1 << 16
+FILE_CHUNK = 1 << 20
+# After a command's main process exits, how long to keep reading output that its
+# background children may still write before the call returns.
+EXIT_DRAIN_SECONDS = 0.2
+LANGUAGES = ("python",)
+
+
+def _log(msg: str) -> None:
+    try:
+        os.write(2, f"e2b-tools-agent: {msg}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def _memory_limit() -> Optional[int]:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):
+            return int(text)
+    return None
+
+
+def _kill_group(pid: int) -> bool:
+    """SIGKILL a process group; True while members were still there."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
+class Timers:
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cancelled: set[int] = set()
+
+    def add(self, delay: float, fn: Callable[[], None]) -> int:
+        seq = next(self._seq)
+        heapq.heappush(self._heap, (time.monotonic() + delay, seq, fn))
+        return seq
+
+    def cancel(self, seq: Optional[int]) -> None:
+        if seq is not None:
+            self._cancelled.add(seq)
+
+    def next_delay(self) -> Optional[float]:
+        while self._heap and self._heap[0][1] in self._cancelled:
+            self._cancelled.discard(heapq.heappop(self._heap)[1])
+        if not self._heap:
+            return None
+        return max(0.0, self._heap[0][0] - time.monotonic())
+
+    def run_due(self) -> None:
+        now = time.monotonic()
+        while self._heap and self._heap[0][0] <= now:
+            _, seq, fn = heapq.heappop(self._heap)
+            if seq in self._cancelled:
+                self._cancelled.discard(seq)
+                continue
+            fn()
+
+
+class ForkedProcess:
+    """A child forked from the agent, with the subset of ``Popen`` the agent uses.
+
+    Forking the already-running interpreter starts a code context in about a
+    millisecond, where exec'ing a new ``python3`` costs tens of milliseconds. The
+    agent is single-threaded, which is what makes ``fork`` safe here.
+    """
+
+    def __init__(
+        self,
+        target: Callable[[], None],
+        keep: Tuple[int, ...],
+        stdout: int,
+        stderr: int,
+        env: Dict[str, str],
+        cwd: str,
+    ) -> None:
+        self.returncode: Optional[int] = None
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child never returns
+            code = 1
+            try:
+                os.setsid()
+                signal.set_wakeup_fd(-1)
+                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
+                    signal.signal(sig, signal.SIG_DFL)
+                os.dup2(stdout, 1)
+                os.dup2(stderr, 2)
+                keep_fds = {0, 1, 2, *keep}
+                for name in os.listdir("/proc/self/fd"):
+                    fd = int(name)
+                    if fd not in keep_fds:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                os.environ.clear()
+                os.environ.update(env)
+                os.chdir(cwd)
+                target()
+                code = 0
+            except BaseException as exc:  # noqa: BLE001
+                _log(f"context failed: {type(exc).__name__}: {exc}")
+            finally:
+                os._exit(code)
+        self.pid = pid
+
+    def poll(self) -> Optional[int]:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -signal.SIGKILL
+                return self.returncode
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float) -> int:
+        end = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.005)
+        assert self.returncode is not None
+        return self.returncode
+
+
+class Stream:
+    """A pipe the agent reads and forwards as ``stdout``/``stderr`` events."""
+
+    def __init__(self, agent: Agent, fd: int, kind: str, owner: Any) -> None:
+        self.agent = agent
+        self.fd = fd
+        self.kind = kind
+        self.owner = owner
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.open = True
+        os.set_blocking(fd, False)
+        agent.sel.register(fd, selectors.EVENT_READ, self.on_readable)
+
+    def on_readable(self) -> None:
+        self.read_available(limit=8)
+
+    def read_available(self, limit: int = 1 << 30) -> None:
+        """Forward what the pipe holds now (up to ``limit`` chunks); close on EOF."""
+        for _ in range(limit):
+            if not self.open:
+                return
+            try:
+                data = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.emit(self.decoder.decode(b"", final=True))
+                self.close()
+                self.owner.stream_closed(self)
+                return
+            self.emit(self.decoder.decode(data))
+
+    def emit(self, text: str) -> None:
+        rid = self.owner.current_request()
+        if text and rid is not None:
+            self.agent.send({"id": rid, "type": self.kind, "text": text})
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.agent.sel.unregister(self.fd)
+            os.close(self.fd)
+
+
+class PythonContext:
+    """A stateful Python process; requests to it run one after another."""
+
+    language = "python"
+
+    def __init__(self, agent: Agent, context_id: str, cwd: str) -> None:
+        self.agent = agent
+        self.id = context_id
+        self.cwd = cwd
+        self.queue: Deque[Message] = deque()
+        self.current: Optional[Message] = None
+        self.proc: Optional[ForkedProcess] = None
+        self.ready = False
+        self.ctl_fd = -1
+        self.req_fd = -1
+        self.ctl_buf = b""
+        self.streams: List[Stream] = []
+        self.timer: Optional[int] = None
+        self.timed_out: Optional[str] = None
+        self.restarts = 0
+
+    # -- process lifecycle -------------------------------------------------------
+    def start(self) -> None:
+        req_r, req_w = os.pipe()
+        ctl_r, ctl_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        env = self.agent.child_env()
+        cwd = self.cwd if os.path.isdir(self.cwd) else "/"
+        try:
+            self.proc = ForkedProcess(
+                lambda: kernel_python.main(req_r, ctl_w),
+                keep=(req_r, ctl_w),
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                cwd=cwd,
+            )
+        finally:
+            for fd in (req_r, ctl_w, out_w, err_w):
+                os.close(fd)
+        self.req_fd = req_w
+        self.ctl_fd = ctl_r
+        self.ctl_buf = b""
+        self.ready = False
+        os.set_blocking(ctl_r, False)
+        self.agent.sel.register(ctl_r, selectors.EVENT_READ, self.on_control)
+        self.streams = [
+            Stream(self.agent, out_r, "stdout", self),
+            Stream(self.agent, err_r, "stderr", self),
+        ]
+
+    def current_request(self) -> Optional[str]:
+        return self.current["id"] if self.current else None
+
+    def stream_closed(self, stream: Stream) -> None:
+        pass
+
+    def _teardown(self) -> None:
+        if self.proc is not None:
+            _kill_group(self.proc.pid)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        for s in self.streams:
+            s.read_available()
+            s.close()
+        if self.ctl_fd >= 0:
+            self.agent.sel.unregister(self.ctl_fd)
+            os.close(self.ctl_fd)
+            self.ctl_fd = -1
+        if self.req_fd >= 0:
+            os.close(self.req_fd)
+            self.req_fd = -1
+        self.proc = None
+        self.ready = False
+
+    def kill(self) -> None:
+        self._teardown()
+
+    # -- requests ----------------------------------------------------------------
+    def submit(self, req: Message) -> None:
+        self.queue.append(req)
+        if self.proc is None:
+            self.start()
+        self.pump()
+
+    def pump(self) -> None:
+        if self.current is not None or not self.ready or not self.queue:
+            return
+        self.current = req = self.queue.popleft()
+        self.timed_out = None
+        msg = {"code": req["code"], "envs": req.get("envs") or {}}
+        data = protocol.encode(msg)
+        try:
+            while data:
+                data = data[os.write(self.req_fd, data) :]
+        except OSError:
+            self.on_died()
+            return
+        timeout = req.get("timeout")
+        if timeout:
+            self.timer = self.agent.timers.add(float(timeout), self.on_timeout)
+
+    def cancel(self, rid: str) -> bool:
+        if self.current is not None and self.current["id"] == rid:
+            self.interrupt("cancelled")
+            return True
+        for req in list(self.queue):
+            if req["id"] == rid:
+                self.queue.remove(req)
+                self.agent.finish(rid, {"cancelled": True})
+                return True
+        return False
+
+    def on_timeout(self) -> None:
+        self.timer = None
+        self.interrupt("interrupted")
+
+    def interrupt(self, why: str) -> None:
+        if self.proc is None or self.current is None:
+            return
+        self.timed_out = why
+        try:
+            os.kill(self.proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            return
+        rid = self.current["id"]
+        self.timer = self.agent.timers.add(self.agent.interrupt_grace, lambda: self.force(rid))
+
+    def force(self, rid: str) -> None:
+        """The code ignored KeyboardInterrupt: kill the context and start a fresh one."""
+        self.timer = None
+        if self.current is None or self.current["id"] != rid:
+            return
+        why = "restarted" if self.timed_out == "interrupted" else "cancelled"
+        self._teardown()
+        self.agent.send(
+            {
+                "id": rid,
+                "type": "error",
+                "name": "ContextRestarted",
+                "value": (
+                    f"the code did not stop within {self.agent.interrupt_grace:g}s of "
+                    "KeyboardInterrupt, so the python context was killed and restarted; "
+                    "its variables and imports were lost"
+                ),
+                "traceback": "",
+            }
+        )
+        self.current = None
+        self.agent.finish(rid, {"timed_out": why, "context_restarted": True})
+        self.restarts += 1
+        self.start()
+
+    def on_control(self) -> None:
+        try:
+            data = os.read(self.ctl_fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.on_died()
+            return
+        self.ctl_buf += data
+        while b"\n" in self.ctl_buf:
+            line, self.ctl_buf = self.ctl_buf.split(b"\n", 1)
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            self.on_kernel_message(msg)
+
+    def on_kernel_message(self, msg: Message) -> None:
+        kind = msg.get("type")
+        if kind == "ready":
+            self.ready = True
+            self.pump()
+            return
+        if self.current is None:
+            return
+        rid = self.current["id"]
+        for s in self.streams:
+            s.read_available()
+        if kind in ("result", "error"):
+            msg["id"] = rid
+            self.agent.send(msg)
+        elif kind == "done":
+            self.agent.timers.cancel(self.timer)
+            self.timer = None
+            value: Dict[str, Any] = {"execution_count": msg.get("execution_count")}
+            if self.timed_out:
+                value["timed_out"] = self.timed_out
+            self.current = None
+            self.agent.finish(rid, value)
+            self.pump()
+
+    def check_exit(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.on_died()
+
+    def on_died(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        code = proc.poll()
+        if code is None:
+            try:
+                code = proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                code = None
+        self._teardown()
+        if code is not None and code < 0:
+            how = f"was killed by {_signal_name(-code)}"
+            if -code == signal.SIGKILL:
+                limit = self.agent.memory_limit
+                if limit:
+                    how += (
+                        f" (most likely the sandbox's memory limit of {limit / 2**20:.0f} MiB "
+                        "was reached)"
+                    )
+        else:
+            how = f"exited with code {code}"
+        if self.current is not None:
+            rid = self.current["id"]
+            self.agent.timers.cancel(self.timer)
+            self.timer = None
+            self.agent.send(
+                {
+                    "id": rid,
+                    "type": "error",
+                    "name": "ContextDied",
+                    "value": (
+                        f"the python context {how}; its variables and imports were lost "
+                        "and the next call runs in a fresh context"
+                    ),
+                    "traceback": "",
+                }
+            )
+            self.current = None
+            self.agent.finish(rid, {"context_restarted": True})
+        self.restarts += 1
+        if self.queue:
+            self.start()
+
+
+class Command:
+    """One shell command in its own process group, stdin closed."""
+
+    def __init__(self, agent: Agent, req: Message) -> None:
+        self.agent = agent
+        self.req = req
+        self.rid: str = req["id"]
+        self.timed_out = False
+        self.exited_at: Optional[float] = None
+        self.finished = False
+        self.timer: Optional[int] = None
+        self.drain_timer: Optional[int] = None
+        env = agent.child_env(req.get("envs"))
+        cwd = agent.resolve(req.get("cwd") or agent.workdir)
+        shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+        self.proc = subprocess.Popen(
+            [shell, "-c", req["cmd"]],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self.streams = [
+            Stream(agent, os.dup(self.proc.stdout.fileno()), "stdout", self),
+            Stream(agent, os.dup(self.proc.stderr.fileno()), "stderr", self),
+        ]
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        timeout = req.get("timeout")
+        if timeout:
+            self.timer = agent.timers.add(float(timeout), self.on_timeout)
+
+    def current_request(self) -> Optional[str]:
+        return self.rid
+
+    def on_timeout(self) -> None:
+        self.timer = None
+        self.timed_out = True
+        self.kill()
+
+    def kill(self) -> None:
+        if _kill_group(self.proc.pid):
+            # Catch children forked while the signal was being delivered.
+            self.agent.timers.add(0.05, lambda: _kill_group(self.proc.pid))
+
+    def stream_closed(self, stream: Stream) -> None:
+        self.maybe_finish()
+
+    def check_exit(self) -> None:
+        if self.exited_at is None and self.proc.poll() is not None:
+            self.exited_at = time.monotonic()
+            if any(s.open for s in self.streams):
+                self.drain_timer = self.agent.timers.add(EXIT_DRAIN_SECONDS, self.stop_reading)
+            self.maybe_finish()
+
+    def stop_reading(self) -> None:
+        for s in self.streams:
+            s.read_available()
+            s.close()
+        self.maybe_finish()
+
+    def maybe_finish(self) -> None:
+        if self.finished or any(s.open for s in self.streams):
+            return
+        code = self.proc.poll()
+        if code is None:
+            return
+        self.finished = True
+        self.agent.timers.cancel(self.timer)
+        self.agent.timers.cancel(self.drain_timer)
+        self.agent.commands.pop(self.rid, None)
+        exit_code = 128 - code if code < 0 else code
+        value: Dict[str, Any] = {"exit_code": exit_code, "pid": self.proc.pid}
+        if self.timed_out:
+            value["timed_out"] = True
+        self.agent.finish(self.rid, value)
+
+
+class Agent:
+    def __init__(self, root: str) -> None:
+        self.root = root
+        env = os.environ
+        self.workdir = env.pop("E2B_TOOLS_WORKDIR", "") or env.get("HOME") or "/"
+        deadline = env.pop("E2B_TOOLS_DEADLINE", "")
+        self.interrupt_grace = float(env.pop("E2B_TOOLS_INTERRUPT_GRACE", "") or 2.0)
+        self.base_env = dict(env)
+        self.memory_limit = _memory_limit()
+        self.in_fd = os.dup(0)
+        self.out_fd = os.dup(1)
+        for fd in (self.in_fd, self.out_fd):
+            os.set_inheritable(fd, False)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(2, 1)
+        os.close(devnull)
+        self.sel = selectors.DefaultSelector()
+        os.set_blocking(self.in_fd, False)
+        self.sel.register(self.in_fd, selectors.EVENT_READ, self.on_input)
+        self.sig_r, self.sig_w = os.pipe()
+        for fd in (self.sig_r, self.sig_w):
+            os.set_blocking(fd, False)
+            os.set_inheritable(fd, False)
+        signal.set_wakeup_fd(self.sig_w)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: self.shutdown("SIGTERM"))
+        self.sel.register(self.sig_r, selectors.EVENT_READ, self.on_signal)
+        self.inbuf = b""
+        self.timers = Timers()
+        self.contexts: Dict[str, PythonContext] = {}
+        self.commands: Dict[str, Command] = {}
+        self.deadline: Optional[float] = float(deadline) if deadline else None
+        self.deadline_timer: Optional[int] = None
+        self.schedule_deadline()
+        # Warm the default context so the first run_code does not pay for its start.
+        self.context("python", None).start()
+
+    # -- plumbing ----------------------------------------------------------------
+    def send(self, msg: Message) -> None:
+        data = protocol.encode(msg)
+        while data:
+            try:
+                data = data[os.write(self.out_fd, data) :]
+            except BlockingIOError:
+                time.sleep(0.001)
+            except OSError as exc:
+                _log(f"protocol output lost: {exc}")
+                return
+
+    def finish(self, rid: str, value: Optional[Dict[str, Any]] = None) -> None:
+        self.send({"id": rid, "type": "done", "value": value or {}})
+
+    def fail(self, rid: str, name: str, value: str) -> None:
+        self.send({"id": rid, "type": "error", "name": name, "value": value, "traceback": ""})
+        self.finish(rid)
+
+    def child_env(self, extra: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+        env = dict(self.base_env)
+        if extra:
+            env.update({str(k): str(v) for k, v in extra.items()})
+        return env
+
+    def resolve(self, path: str) -> str:
+        path = os.path.expanduser(path)
+        return os.path.normpath(os.path.join(self.workdir, path))
+
+    def schedule_deadline(self) -> None:
+        self.timers.cancel(self.deadline_timer)
+        self.deadline_timer = None
+        if self.deadline is not None:
+            delay = max(0.0, self.deadline - time.time())
+            self.deadline_timer = self.timers.add(delay, lambda: self.shutdown("deadline"))
+
+    def shutdown(self, why: str) -> None:
+        _log(f"exiting: {why}")
+        for ctx in self.contexts.values():
+            if ctx.proc is not None:
+                _kill_group(ctx.proc.pid)
+        for cmd in self.commands.values():
+            _kill_group(cmd.proc.pid)
+        os._exit(0)
+
+    def context(self, language: str, context_id: Optional[str]) -> PythonContext:
+        key = context_id or f"{language}-default"
+        ctx = self.contexts.get(key)
+        if ctx is None:
+            ctx = self.contexts[key] = PythonContext(self, key, self.workdir)
+        return ctx
+
+    # -- the loop ----------------------------------------------------------------
+    def run(self) -> None:
+        while True:
+            for key, _ in self.sel.select(self.timers.next_delay()):
+                try:
+                    key.data()
+                except Exception as exc:  # noqa: BLE001 - the agent must survive
+                    _log(f"handler failed: {type(exc).__name__}: {exc}")
+            self.timers.run_due()
+
+    def on_signal(self) -> None:
+        try:
+            while os.read(self.sig_r, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        for ctx in list(self.contexts.values()):
+            ctx.check_exit()
+        for cmd in list(self.commands.values()):
+            cmd.check_exit()
+
+    def on_input(self) -> None:
+        try:
+            data = os.read(self.in_fd, 1 << 20)
+        except BlockingIOError:
+            return
+        if not data:
+            # The attach stream closed for good; the sandbox lives on until its
+            # deadline so running work and files are not lost.
+            self.sel.unregister(self.in_fd)
+            _log("input closed")
+            return
+        self.inbuf += data
+        if b"\n" not in data:
+            return
+        *lines, self.inbuf = self.inbuf.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.handle_line(line)
+
+    def handle_line(self, line: bytes) -> None:
+        try:
+            req = protocol.decode_request(line)
+        except protocol.ProtocolError as exc:
+            rid = ""
+            try:
+                rid = str(json.loads(line).get("id", ""))
+            except Exception:  # noqa: BLE001
+                pass
+            self.fail(rid, "ProtocolError", str(exc))
+            return
+        rid = req["id"]
+        handler = getattr(self, "op_" + req["op"])
+        try:
+            handler(req)
+        except OSError as exc:
+            self.fail(rid, type(exc).__name__, exc.strerror or str(exc))
+        except Exception as exc:  # noqa: BLE001
+            self.fail(rid, type(exc).__name__, str(exc))
+
+    # -- ops ---------------------------------------------------------------------
+    def op_hello(self, req: Message) -> None:
+        self.send(
+            {
+                "id": req["id"],
+                "type": "hello",
+                "protocol_version": protocol.PROTOCOL_VERSION,
+                "pid": os.getpid(),
+                "deadline": self.deadline,
+                "languages": list(LANGUAGES),
+                "workdir": self.workdir,
+                "python": sys.version.split()[0],
+            }
+        )
+        if req["protocol_version"] != protocol.PROTOCOL_VERSION:
+            self.fail(
+                req["id"],
+                "ProtocolMismatch",
+                f"agent speaks protocol {protocol.PROTOCOL_VERSION}, "
+                f"host speaks {req['protocol_version']}",
+            )
+            return
+        self.finish(req["id"])
+
+    def op_info(self, req: Message) -> None:
+        self.finish(
+            req["id"],
+            {
+                "deadline": self.deadline,
+                "contexts": sorted(self.contexts),
+                "commands": [c.proc.pid for c in self.commands.values()],
+            },
+        )
+
+    def op_set_timeout(self, req: Message) -> None:
+        self.deadline = float(req["deadline"])
+        self.schedule_deadline()
+        self.finish(req["id"], {"deadline": self.deadline})
+
+    def op_run_code(self, req: Message) -> None:
+        language = req["language"].lower()
+        if language not in LANGUAGES:
+            self.fail(
+                req["id"],
+                "UnsupportedLanguage",
+                f"language {req['language']!r} is not available in this sandbox; "
+                f"available: {', '.join(LANGUAGES)}",
+            )
+            return
+        self.context(language, req.get("context_id")).submit(req)
+
+    def op_command(self, req: Message) -> None:
+        try:
+            cmd = Command(self, req)
+        except BlockingIOError as exc:
+            self.fail(
+                req["id"],
+                "ResourceExhausted",
+                f"could not start the command: {exc.strerror} (the sandbox's process limit "
+                "may be reached; kill some processes or raise pids_limit)",
+            )
+            return
+        self.commands[req["id"]] = cmd
+
+    def op_cancel(self, req: Message) -> None:
+        target = req["target"]
+        found = False
+        cmd = self.commands.get(target)
+        if cmd is not None:
+            cmd.kill()
+            found = True
+        for ctx in self.contexts.values():
+            found = ctx.cancel(target) or found
+        self.finish(req["id"], {"found": found})
+
+    def op_read_file(self, req: Message) -> None:
+        path = self.resolve(req["path"])
+        offset = int(req.get("offset") or 0)
+        length = req.get("length")
+        total = 0
+        with open(path, "rb") as f:
+            if offset:
+                f.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                n = FILE_CHUNK if remaining is None else min(FILE_CHUNK, remaining)
+                chunk = f.read(n)
+                if not chunk:
+                    break
+                total += len(chunk)
+                if remaining is not None:
+                    remaining -= len(chunk)
+                self.send(
+                    {"id": req["id"], "type": "data", "data": base64.b64encode(chunk).decode()}
+                )
+            size = os.fstat(f.fileno()).st_size
+        self.finish(req["id"], {"size": size, "read": total})
+
+    def op_write_file(self, req: Message) -> None:
+        path = self.resolve(req["path"])
+        data = base64.b64decode(req["data"])
+        parent = os.path.dirname(path)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        if req.get("append"):
+            with open(path, "ab") as f:
+                f.write(data)
+        else:
+            if os.path.isdir(path):
+                raise IsADirectoryError(21, "Is a directory", path)
+            tmp = f"{path}.e2b-tools-{os.getpid()}.tmp"
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, path)
+            except BaseException:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+                raise
+        self.finish(req["id"], self.entry(path))
+
+    def entry(self, path: str) -> Dict[str, Any]:
+        st = os.lstat(path)
+        kind = "file"
+        target = None
+        if stat.S_ISDIR(st.st_mode):
+            kind = "dir"
+        elif stat.S_ISLNK(st.st_mode):
+            kind = "symlink"
+            target = os.readlink(path)
+            try:
+                if stat.S_ISDIR(os.stat(path).st_mode):
+                    kind = "dir"
+            except OSError:
+                pass
+        return {
+            "name": os.path.basename(path) or path,
+            "path": path,
+            "type": kind,
+            "size": st.st_size,
+            "mode": stat.S_IMODE(st.st_mode),
+            "permissions": stat.filemode(st.st_mode),
+            "uid": st.st_uid,
+            "gid": st.st_gid,
+            "modified_time": st.st_mtime,
+            "symlink_target": target,
+        }
+
+    def op_list_dir(self, req: Message) -> None:
+        root = self.resolve(req["path"])
+        depth = max(1, int(req.get("depth") or 1))
+        if not os.path.isdir(root):
+            if os.path.exists(root):
+                raise NotADirectoryError(20, "Not a directory", root)
+            raise FileNotFoundError(2, "No such file or directory", root)
+        entries: List[Dict[str, Any]] = []
+
+        def walk(path: str, level: int) -> None:
+            with os.scandir(path) as it:
+                items = sorted(it, key=lambda e: e.name)
+            for item in items:
+                try:
+                    entries.append(self.entry(item.path))
+                except OSError:
+                    continue
+                if level < depth and item.is_dir(follow_symlinks=False):
+                    try:
+                        walk(item.path, level + 1)
+                    except OSError:
+                        pass
+
+        walk(root, 1)
+        self.finish(req["id"], {"entries": entries})
+
+    def op_stat(self, req: Message) -> None:
+        path = self.resolve(req["path"])
+        try:
+            value: Dict[str, Any] = {"exists": True, "entry": self.entry(path)}
+        except FileNotFoundError:
+            value = {"exists": False}
+        self.finish(req["id"], value)
+
+    def op_remove(self, req: Message) -> None:
+        path = self.resolve(req["path"])
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+        self.finish(req["id"])
+
+    def op_make_dir(self, req: Message) -> None:
+        path = self.resolve(req["path"])
+        created = not os.path.isdir(path)
+        os.makedirs(path, exist_ok=True)
+        self.finish(req["id"], {"created": created})
+
+
+def main(root: str) -> None:
+    """Entry point inside the container; ``root`` is the directory holding the package."""
+    Agent(root).run()

@@ -1,0 +1,134 @@
+"""Wire protocol between the host and the in-sandbox agent (shared by both sides).
+
+Standard library only: this module runs inside the sandbox too.
+
+One JSON object per line each way, UTF-8. The host sends requests; the agent answers
+with events that carry the request's ``id``. Several requests may be in flight; their
+events interleave. Every request ends with exactly one ``done`` event.
+
+Request (host -> agent)::
+
+    {"id": "h1-7", "op": "run_code", "code": "x = 1", "language": "python", ...}
+
+Events (agent -> host)::
+
+    {"id": "h1-7", "type": "stdout", "text": "hi\\n"}
+    {"id": "h1-7", "type": "result", "data": {"text/plain": "2"}, "is_main_result": true}
+    {"id": "h1-7", "type": "error", "name": "ZeroDivisionError", "value": "...",
+     "traceback": "..."}
+    {"id": "h1-7", "type": "done", "value": {...}}
+
+The first request on a stream is ``hello``; the agent answers with a ``hello`` event
+carrying its ``protocol_version`` before the ``done``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Tuple
+
+PROTOCOL_VERSION = 1
+"""Bumped whenever a message shape changes incompatibly."""
+
+# op -> {field: (accepted types, required)}; ``id`` and ``op`` are always required.
+_STR = (str,)
+_OPT_STR = (str, type(None))
+_NUM = (int, float)
+_OPT_NUM = (int, float, type(None))
+_DICT = (dict,)
+_BOOL = (bool,)
+_INT = (int,)
+_OPT_INT = (int, type(None))
+
+FieldSpec = Dict[str, Tuple[Tuple[type, ...], bool]]
+
+REQUEST_FIELDS: Dict[str, FieldSpec] = {
+    "hello": {"protocol_version": (_INT, True)},
+    "info": {},
+    "run_code": {
+        "code": (_STR, True),
+        "language": (_STR, True),
+        "context_id": (_OPT_STR, False),
+        "envs": (_DICT, False),
+        "timeout": (_OPT_NUM, False),
+    },
+    "command": {
+        "cmd": (_STR, True),
+        "cwd": (_OPT_STR, False),
+        "envs": (_DICT, False),
+        "timeout": (_OPT_NUM, False),
+    },
+    "cancel": {"target": (_STR, True)},
+    "read_file": {
+        "path": (_STR, True),
+        "offset": (_INT, False),
+        "length": (_OPT_INT, False),
+    },
+    "write_file": {
+        "path": (_STR, True),
+        "data": (_STR, True),
+        "append": (_BOOL, False),
+    },
+    "list_dir": {"path": (_STR, True), "depth": (_INT, False)},
+    "stat": {"path": (_STR, True)},
+    "remove": {"path": (_STR, True)},
+    "make_dir": {"path": (_STR, True)},
+    "set_timeout": {"deadline": (_NUM, True)},
+}
+
+EVENT_TYPES = frozenset({"hello", "stdout", "stderr", "result", "error", "data", "done"})
+
+Message = Dict[str, Any]
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message of this protocol."""
+
+
+def encode(message: Message) -> bytes:
+    """One message as one line of compact JSON, newline included."""
+    return (
+        json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
+        + b"\n"
+    )
+
+
+def _load(line: bytes) -> Message:
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise ProtocolError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ProtocolError("a message must be a JSON object")
+    if not isinstance(obj.get("id"), str):
+        raise ProtocolError("a message needs a string 'id'")
+    return obj
+
+
+def decode_request(line: bytes) -> Message:
+    """Parse and validate one request line; unknown ops or fields raise ProtocolError."""
+    obj = _load(line)
+    op = obj.get("op")
+    spec = REQUEST_FIELDS.get(op) if isinstance(op, str) else None
+    if spec is None:
+        raise ProtocolError(f"unknown op {op!r}; known: {', '.join(sorted(REQUEST_FIELDS))}")
+    for key, value in obj.items():
+        if key in ("id", "op"):
+            continue
+        if key not in spec:
+            raise ProtocolError(f"op {op!r} takes no field {key!r}")
+        types, _ = spec[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise ProtocolError(f"field {key!r} of op {op!r} has the wrong type")
+    for key, (_, required) in spec.items():
+        if required and key not in obj:
+            raise ProtocolError(f"op {op!r} needs field {key!r}")
+    return obj
+
+
+def decode_event(line: bytes) -> Message:
+    """Parse one event line from the agent."""
+    obj = _load(line)
+    if obj.get("type") not in EVENT_TYPES:
+        raise ProtocolError(f"unknown event type {obj.get('type')!r}")
+    return obj
