@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import collections
 import datetime as dt
 import inspect
@@ -119,7 +120,8 @@ def _error_from_event(event: Message, sandbox_id: str, path: str | None = None) 
         return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
     if name == "ProtocolError":
         return ProtocolError(value, sandbox_id=sandbox_id)
-    if name.endswith("Error") and name[:1].isupper() and name in dir(__builtins__):
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, OSError):
         return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
     return SandboxError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
 

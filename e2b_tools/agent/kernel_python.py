@@ -205,7 +205,9 @@ def _prepare_interpreter() -> None:
             io.FileIO(fd, "w", closefd=False),
             encoding="utf-8",
             errors="backslashreplace",
-            write_through=True,
+            # Whole lines per write (and so per event); the kernel flushes before every
+            # result and at the end of each call, so nothing waits longer than a line.
+            line_buffering=True,
         )
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)

@@ -229,8 +229,13 @@ class DockerBackend:
         """A raw socket on the container's stdin/stdout/stderr (multiplexed frames)."""
         with map_docker_errors():
             sock = self._attach(container_id)
-        raw = getattr(sock, "_sock", sock)
-        return cast(socket.socket, raw)
+        raw = cast(socket.socket, getattr(sock, "_sock", sock))
+        # Own a duplicate and close every object the SDK made around the original, so
+        # closing our end closes the stream and nothing is left for the GC to warn about.
+        own = raw.dup()
+        sock.close()
+        raw.close()
+        return own
 
     @retry_infra
     def _attach(self, container_id: str) -> Any:

@@ -1,0 +1,84 @@
+"""Create, connect, list, TTL, kill, images; against the real engine."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import pytest
+
+from e2b_tools import ImageNotFoundError, Sandbox, SandboxGoneError, SandboxNotFoundError
+from e2b_tools.backends.docker import LABEL_SANDBOX
+
+
+def test_context_manager_kills(image: str, docker_client: docker.DockerClient) -> None:
+    with Sandbox.create() as sbx:
+        cid = sbx.container_id
+        assert sbx.is_running()
+    assert docker_client.api.containers(all=True, filters={"id": cid}) == []
+    assert sbx.kill() is False  # idempotent
+
+
+def test_connect_sees_the_same_state(sandbox: Sandbox) -> None:
+    sandbox.run_code("shared = 'across connections'")
+    other = Sandbox.connect(sandbox.sandbox_id)
+    assert other.run_code("shared").text == "'across connections'"
+    assert other.sandbox_id == sandbox.sandbox_id
+
+
+def test_connect_to_unknown_id(image: str) -> None:
+    with pytest.raises(SandboxNotFoundError):
+        Sandbox.connect("doesnotexist")
+
+
+def test_list_and_metadata_filter(image: str) -> None:
+    with Sandbox.create(metadata={"suite": "lifecycle", "n": "1"}) as a, Sandbox.create(
+        metadata={"suite": "other"}
+    ) as b:
+        ids = {i.sandbox_id for i in Sandbox.list()}
+        assert {a.sandbox_id, b.sandbox_id} <= ids
+        only = Sandbox.list(metadata={"suite": "lifecycle"})
+        assert [i.sandbox_id for i in only] == [a.sandbox_id]
+        assert only[0].metadata == {"suite": "lifecycle", "n": "1"}
+
+
+def test_ttl_is_enforced_inside_the_sandbox(image: str, docker_client: docker.DockerClient) -> None:
+    sbx = Sandbox.create(timeout=3)
+    try:
+        assert sbx.run_code("1").text == "1"
+        deadline = time.monotonic() + 20
+        while docker_client.api.containers(all=True, filters={"label": f"{LABEL_SANDBOX}={sbx.sandbox_id}"}):
+            assert time.monotonic() < deadline, "the sandbox outlived its timeout"
+            time.sleep(0.25)
+        with pytest.raises(SandboxGoneError):
+            sbx.run_code("1")
+    finally:
+        sbx.kill()
+
+
+def test_set_timeout_extends_the_deadline(image: str) -> None:
+    with Sandbox.create(timeout=3) as sbx:
+        sbx.set_timeout(60)
+        time.sleep(4)
+        assert sbx.run_code("'still here'").text == "'still here'"
+
+
+def test_missing_image_names_the_build_command(
+    image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ImageNotFoundError, match="pull or build it"):
+        Sandbox.create(image="e2b-tools/does-not-exist:0")
+    import e2b_tools.images as images
+
+    monkeypatch.setattr(images, "DEFAULT_IMAGE", "e2b-tools/sandbox:not-built")
+    with pytest.raises(ImageNotFoundError, match="e2b-tools image build"):
+        Sandbox.create()
+
+
+def test_agent_injected_into_a_plain_python_image(base_image: str) -> None:
+    with Sandbox.create(image=base_image) as sbx:
+        assert sbx.run_code("import sys\nx = 2\nx ** 10").text == "1024"
+        assert sbx.commands.run("echo plain").stdout == "plain\n"
+        sbx.files.write("f.txt", "injected")
+        assert sbx.files.read("f.txt") == "injected"
+        assert sbx.run_code("import numpy").error is not None  # really only python3

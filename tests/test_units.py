@@ -1,0 +1,117 @@
+"""Pure logic: protocol framing and validation, bounded output, API surface."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import pytest
+
+import e2b_tools
+from e2b_tools import _bundle
+from e2b_tools._sandbox import AsyncCommands, AsyncFiles, AsyncSandbox, BoundedText
+from e2b_tools._sync import Commands, Files, Sandbox
+from e2b_tools.agent import protocol
+
+
+def test_encode_is_one_line() -> None:
+    line = protocol.encode({"id": "1", "type": "stdout", "text": "a\nb ✓"})
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert json.loads(line) == {"id": "1", "type": "stdout", "text": "a\nb ✓"}
+
+
+def test_decode_request_validates() -> None:
+    ok = protocol.decode_request(b'{"id":"1","op":"run_code","code":"1","language":"python"}')
+    assert ok["op"] == "run_code"
+    bad = [
+        (b"not json", "not JSON"),
+        (b"[1]", "JSON object"),
+        (b'{"op":"info"}', "string 'id'"),
+        (b'{"id":"1","op":"explode"}', "unknown op"),
+        (b'{"id":"1","op":"run_code","code":"1"}', "needs field 'language'"),
+        (b'{"id":"1","op":"run_code","code":1,"language":"python"}', "wrong type"),
+        (b'{"id":"1","op":"info","extra":1}', "takes no field"),
+        (b'{"id":"1","op":"write_file","path":"a","data":"","append":1}', "wrong type"),
+    ]
+    for line, message in bad:
+        with pytest.raises(protocol.ProtocolError, match=message):
+            protocol.decode_request(line)
+
+
+def test_decode_event() -> None:
+    assert protocol.decode_event(b'{"id":"1","type":"done","value":{}}')["type"] == "done"
+    with pytest.raises(protocol.ProtocolError):
+        protocol.decode_event(b'{"id":"1","type":"weird"}')
+
+
+def test_bounded_text_keeps_head_and_tail() -> None:
+    buf = BoundedText(limit=2000)
+    for i in range(1000):
+        buf.add(f"{i:04d}\n")
+    text = buf.text()
+    assert text.startswith("0000\n0001\n")
+    assert text.endswith("0998\n0999\n")
+    assert buf.dropped == 5000 - 2000
+    assert f"{buf.dropped} characters omitted" in text
+    small = BoundedText(limit=2000)
+    small.add("short")
+    assert small.text() == "short"
+    assert small.dropped == 0
+
+
+def test_bounded_text_single_huge_chunk() -> None:
+    buf = BoundedText(limit=1024)
+    buf.add("a" * 512 + "b" * 10_000 + "c" * 512)
+    assert buf.head == ["a" * 512]
+    assert "".join(buf.tail) == "c" * 512
+    assert buf.dropped == 10_000
+
+
+def test_injected_command_carries_the_agent() -> None:
+    cmd = _bundle.injected_command()
+    assert cmd[:3] == ["python3", "-I", "-c"]
+    assert len(cmd[3]) < 120_000  # one argv string must stay below MAX_ARG_STRLEN
+    assert _bundle.agent_hash() in cmd[3]
+    assert set(_bundle.agent_files()) >= {"main.py", "protocol.py", "kernel_python.py"}
+
+
+def test_all_is_the_public_api() -> None:
+    public = {
+        name
+        for name, obj in vars(e2b_tools).items()
+        if not name.startswith("_") and not inspect.ismodule(obj)
+    }
+    assert sorted(e2b_tools.__all__) == e2b_tools.__all__
+    assert set(e2b_tools.__all__) == public | {"__version__"}
+
+
+@pytest.mark.parametrize(
+    ("sync_cls", "async_cls"),
+    [(Sandbox, AsyncSandbox), (Commands, AsyncCommands), (Files, AsyncFiles)],
+)
+def test_sync_facade_matches_async_signatures(sync_cls: type, async_cls: type) -> None:
+    async_methods = {
+        name
+        for name, fn in inspect.getmembers(async_cls)
+        if not name.startswith("_") and inspect.iscoroutinefunction(fn)
+    }
+    assert async_methods, async_cls
+    for name in async_methods:
+        sync_fn = getattr(sync_cls, name, None)
+        assert sync_fn is not None, f"{sync_cls.__name__}.{name} is missing"
+        s = inspect.signature(sync_fn)
+        a = inspect.signature(getattr(async_cls, name))
+        assert list(s.parameters) == list(a.parameters), name
+        for p in s.parameters:
+            assert s.parameters[p].default == a.parameters[p].default, (name, p)
+            assert s.parameters[p].kind == a.parameters[p].kind, (name, p)
+
+
+def test_e2b_names_are_aliases() -> None:
+    assert e2b_tools.TimeoutException is e2b_tools.SandboxTimeoutError
+    assert issubclass(e2b_tools.SandboxTimeoutError, TimeoutError)
+    assert issubclass(e2b_tools.NotFoundError, FileNotFoundError)
+    assert issubclass(e2b_tools.EngineUnavailableError, ConnectionError)
+    err = e2b_tools.SandboxTimeoutError("slow", sandbox_id="abc")
+    assert str(err) == "slow [sandbox abc]"
