@@ -27,6 +27,7 @@ from ._exceptions import (
     SandboxTimeoutError,
     TimeoutException,
 )
+from ._gc import agc, gc
 from ._models import (
     CommandResult,
     EntryInfo,
@@ -74,4 +75,6 @@ __all__ = [
     "SandboxTimeoutError",
     "TimeoutException",
     "__version__",
+    "agc",
+    "gc",
 ]

@@ -36,9 +36,7 @@ _SOURCE_DIR = Path(__file__).parent / "agent"
 @functools.cache
 def agent_files() -> dict[str, bytes]:
     """The agent package's files, by name relative to the package directory."""
-    return {
-        p.name: p.read_bytes() for p in sorted(_SOURCE_DIR.glob("*.py")) if p.is_file()
-    }
+    return {p.name: p.read_bytes() for p in sorted(_SOURCE_DIR.glob("*.py")) if p.is_file()}
 
 
 @functools.cache
@@ -79,7 +77,8 @@ def injected_command() -> list[str]:
         f"root = os.path.join(tempfile.gettempdir(), '.e2b-tools-agent-{agent_hash()}')\n"
         "if not os.path.isdir(root):\n"
         "    tmp = tempfile.mkdtemp(prefix='.e2b-tools-agent-')\n"
-        f"    zipfile.ZipFile(io.BytesIO(base64.b64decode({_zipped_agent_b64()!r}))).extractall(tmp)\n"
+        f"    data = base64.b64decode({_zipped_agent_b64()!r})\n"
+        "    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp)\n"
         "    try:\n"
         "        os.rename(tmp, root)\n"
         "    except OSError:\n"

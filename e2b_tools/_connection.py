@@ -32,7 +32,6 @@ class Call:
         self.queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
 
 
-
 class AgentConnection:
     """A multiplexed request/event stream to one sandbox's agent."""
 
@@ -81,16 +80,17 @@ class AgentConnection:
                 size = int.from_bytes(header[4:], "big")
                 payload = await self._reader.readexactly(size) if size else b""
                 if header[0] == _STDERR:
-                    for line in payload.decode("utf-8", "replace").splitlines():
-                        if line.strip():
-                            self._agent_log.append(line)
+                    for text in payload.decode("utf-8", "replace").splitlines():
+                        if text.strip():
+                            self._agent_log.append(text)
                     continue
                 if header[0] != _STDOUT:
                     continue
                 buf += payload
                 if b"\n" not in payload:
                     continue
-                *lines, buf = buf.split(b"\n")
+                lines = buf.split(b"\n")
+                buf = lines.pop()
                 for line in lines:
                     self._dispatch(line)
         except asyncio.IncompleteReadError:
@@ -119,13 +119,11 @@ class AgentConnection:
         if self.closed_reason is None:
             self.closed_reason = reason
         for call in self._calls.values():
-            call.queue.put_nowait(
-                SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id)
-            )
+            call.queue.put_nowait(SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id))
         self._calls.clear()
         try:
             self._writer.close()
-        except Exception:  # noqa: BLE001 - closing a broken transport may raise anything
+        except Exception:
             pass
 
     async def send(self, op: str, **fields: Any) -> Call:
@@ -186,6 +184,6 @@ class AgentConnection:
         self._task.cancel()
         try:
             await self._task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001
+        except (asyncio.CancelledError, Exception):
             pass
         self._close("the connection was closed by this client")

@@ -295,12 +295,10 @@ class AsyncSandbox:
     ) -> list[SandboxInfo]:
         """Running sandboxes, optionally only those whose metadata contains ``metadata``."""
         backend = backend or default_backend()
-        summaries = await asyncio.to_thread(backend.list)
+        summaries = await asyncio.to_thread(backend.list_containers)
         infos = [backend.info_from_summary(s) for s in summaries]
         if metadata:
-            infos = [
-                i for i in infos if all(i.metadata.get(k) == v for k, v in metadata.items())
-            ]
+            infos = [i for i in infos if all(i.metadata.get(k) == v for k, v in metadata.items())]
         return infos
 
     async def kill(self) -> bool:
@@ -487,7 +485,9 @@ class AsyncSandbox:
         stderr = BoundedText(self._config.output_limit)
         execution = Execution()
         done: dict[str, Any] = {}
-        host_timeout = None if timeout is None else timeout + self._config.interrupt_grace + _HOST_GRACE
+        host_timeout = (
+            None if timeout is None else timeout + self._config.interrupt_grace + _HOST_GRACE
+        )
         call = await self._send("run_code", fields)
         try:
             async for event in self._events(call, host_timeout):
@@ -736,7 +736,9 @@ class AsyncFiles:
         """Details of one file or directory."""
         value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
         if not value.get("exists"):
-            raise NotFoundError(f"no such file or directory: {path}", sandbox_id=self._sbx.sandbox_id)
+            raise NotFoundError(
+                f"no such file or directory: {path}", sandbox_id=self._sbx.sandbox_id
+            )
         return _entry(value["entry"])
 
     async def remove(self, path: str) -> None:

@@ -251,7 +251,9 @@ class Files:
 
     def read(self, path: str, format: Literal["text", "bytes"] = "text") -> str | bytes:
         """Read a whole file as text or bytes; see :meth:`AsyncFiles.read`."""
-        return _run(self._inner.read(path, format))  # type: ignore[call-overload, no-any-return]
+        if format == "bytes":
+            return _run(self._inner.read(path, "bytes"))
+        return _run(self._inner.read(path, format))
 
     def write(self, path: str, data: str | bytes | IO[bytes] | IO[str]) -> EntryInfo:
         """Write a file, creating parent directories."""

@@ -51,9 +51,7 @@ async def test_calls_run_concurrently(async_sandbox: AsyncSandbox) -> None:
 async def test_many_sandboxes_at_once(image: str) -> None:
     sandboxes = await asyncio.gather(*(AsyncSandbox.create() for _ in range(4)))
     try:
-        outs = await asyncio.gather(
-            *(s.run_code(f"{i} * 10") for i, s in enumerate(sandboxes))
-        )
+        outs = await asyncio.gather(*(s.run_code(f"{i} * 10") for i, s in enumerate(sandboxes)))
         assert [o.text for o in outs] == ["0", "10", "20", "30"]
     finally:
         await asyncio.gather(*(s.kill() for s in sandboxes))

@@ -37,7 +37,9 @@ def test_nonzero_exit_raises_with_the_whole_result(sandbox: Sandbox) -> None:
 
 def test_cwd_envs_and_stdin_closed(sandbox: Sandbox) -> None:
     sandbox.files.make_dir("work/sub")
-    result = sandbox.commands.run("pwd; echo $GREETING; cat", cwd="work/sub", envs={"GREETING": "hi"})
+    result = sandbox.commands.run(
+        "pwd; echo $GREETING; cat", cwd="work/sub", envs={"GREETING": "hi"}
+    )
     assert result.stdout == "/home/user/work/sub\nhi\n"
     with pytest.raises(InvalidArgumentError, match="not a directory"):
         sandbox.commands.run("true", cwd="/nope")
@@ -102,7 +104,7 @@ def test_list_exists_remove_make_dir(sandbox: Sandbox) -> None:
 
 
 def test_file_errors(sandbox: Sandbox) -> None:
-    with pytest.raises(NotFoundError, match="missing.txt"):
+    with pytest.raises(NotFoundError, match=r"missing\.txt"):
         sandbox.files.read("missing.txt")
     with pytest.raises(FileNotFoundError):  # also the builtin
         sandbox.files.list("missing-dir")

@@ -33,7 +33,9 @@ def test_hardened_defaults(sandbox: Sandbox) -> None:
     assert not sandbox.files.exists("/var/run/docker.sock")
 
 
-def test_limits_are_set_on_the_container(sandbox: Sandbox, docker_client: docker.DockerClient) -> None:
+def test_limits_are_set_on_the_container(
+    sandbox: Sandbox, docker_client: docker.DockerClient
+) -> None:
     hc = docker_client.api.inspect_container(sandbox.container_id)["HostConfig"]
     assert hc["Memory"] == 1024**3
     assert hc["MemorySwap"] == 1024**3
@@ -79,7 +81,9 @@ def test_fork_bomb_hits_the_pids_limit(sandbox: Sandbox) -> None:
 def test_memory_hog_is_killed_and_the_sandbox_lives(image: str) -> None:
     with Sandbox.create(memory="256m") as sbx:
         sbx.run_code("keep = 1")
-        execution = sbx.run_code("hog = bytearray(1024 * 1024 * 1024)\nhog[::4096] = b'x' * len(hog[::4096])")
+        execution = sbx.run_code(
+            "hog = bytearray(1024 * 1024 * 1024)\nhog[::4096] = b'x' * len(hog[::4096])"
+        )
         assert execution.error is not None
         # Either Python sees the allocation fail, or the kernel OOM-kills the context.
         assert execution.error.name in ("MemoryError", "ContextDied")
@@ -117,7 +121,9 @@ def test_run_code_output_flood_is_bounded(sandbox: Sandbox) -> None:
     assert len(text) < sandbox.config.output_limit + 200
 
 
-def test_killed_container_gives_a_clear_error(image: str, docker_client: docker.DockerClient) -> None:
+def test_killed_container_gives_a_clear_error(
+    image: str, docker_client: docker.DockerClient
+) -> None:
     sbx = Sandbox.create()
     try:
         docker_client.api.kill(sbx.container_id)
@@ -135,7 +141,7 @@ def test_kill_during_a_call_fails_that_call(image: str, docker_client: docker.Do
         def run() -> None:
             try:
                 sbx.run_code("import time\ntime.sleep(60)")
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
 
         thread = threading.Thread(target=run)

@@ -32,9 +32,10 @@ def test_connect_to_unknown_id(image: str) -> None:
 
 
 def test_list_and_metadata_filter(image: str) -> None:
-    with Sandbox.create(metadata={"suite": "lifecycle", "n": "1"}) as a, Sandbox.create(
-        metadata={"suite": "other"}
-    ) as b:
+    with (
+        Sandbox.create(metadata={"suite": "lifecycle", "n": "1"}) as a,
+        Sandbox.create(metadata={"suite": "other"}) as b,
+    ):
         ids = {i.sandbox_id for i in Sandbox.list()}
         assert {a.sandbox_id, b.sandbox_id} <= ids
         only = Sandbox.list(metadata={"suite": "lifecycle"})
@@ -47,7 +48,9 @@ def test_ttl_is_enforced_inside_the_sandbox(image: str, docker_client: docker.Do
     try:
         assert sbx.run_code("1").text == "1"
         deadline = time.monotonic() + 20
-        while docker_client.api.containers(all=True, filters={"label": f"{LABEL_SANDBOX}={sbx.sandbox_id}"}):
+        while docker_client.api.containers(
+            all=True, filters={"label": f"{LABEL_SANDBOX}={sbx.sandbox_id}"}
+        ):
             assert time.monotonic() < deadline, "the sandbox outlived its timeout"
             time.sleep(0.25)
         with pytest.raises(SandboxGoneError):
@@ -63,9 +66,7 @@ def test_set_timeout_extends_the_deadline(image: str) -> None:
         assert sbx.run_code("'still here'").text == "'still here'"
 
 
-def test_missing_image_names_the_build_command(
-    image: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_missing_image_names_the_build_command(image: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImageNotFoundError, match="pull or build it"):
         Sandbox.create(image="e2b-tools/does-not-exist:0")
     import e2b_tools.images as images
@@ -82,3 +83,21 @@ def test_agent_injected_into_a_plain_python_image(base_image: str) -> None:
         sbx.files.write("f.txt", "injected")
         assert sbx.files.read("f.txt") == "injected"
         assert sbx.run_code("import numpy").error is not None  # really only python3
+
+
+def test_gc_removes_orphans_and_keeps_live_sandboxes(
+    image: str, docker_client: docker.DockerClient
+) -> None:
+    from e2b_tools import SandboxConfig, gc
+    from e2b_tools.backends.docker import default_backend
+    from e2b_tools.cli import main
+
+    backend = default_backend()
+    # An orphan: created by a controller that died before starting it.
+    orphan = backend.create("gcorphan0001", SandboxConfig(), image)
+    with Sandbox.create() as live:
+        assert gc() == ["gcorphan0001"]
+        assert docker_client.api.containers(all=True, filters={"id": orphan}) == []
+        assert live.run_code("'alive'").text == "'alive'"
+        assert main(["gc", "--all"]) == 0
+        assert not live.is_running()

@@ -54,8 +54,9 @@ def test_syntax_error(sandbox: Sandbox) -> None:
 
 def test_rich_repr_formats(sandbox: Sandbox) -> None:
     sandbox.run_code(
-        "class H:\n    def _repr_html_(self):\n        return '<b>hi</b>'\n    def __repr__(self):\n"
-        "        return 'H()'"
+        "class H:\n"
+        "    def _repr_html_(self):\n        return '<b>hi</b>'\n"
+        "    def __repr__(self):\n        return 'H()'"
     )
     result = sandbox.run_code("H()").results[0]
     assert result.text == "H()"

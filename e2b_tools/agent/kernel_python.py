@@ -119,14 +119,16 @@ class Kernel:
             body = compile(tree, filename, "exec", flags=flags, dont_inherit=True)
             self.run_compiled(body)
             if last is not None:
-                expr = compile(ast.Expression(last), filename, "eval", flags=flags, dont_inherit=True)
+                expr = compile(
+                    ast.Expression(last), filename, "eval", flags=flags, dont_inherit=True
+                )
                 value = self.run_compiled(expr)
                 if value is not None:
                     self.ns["_"] = value
                     self.send_result(value, main=True)
         except KeyboardInterrupt:
             raise
-        except BaseException as exc:  # noqa: BLE001 - user code may raise anything
+        except BaseException as exc:
             self.send_error(exc)
 
     def run_compiled(self, code: types.CodeType) -> Any:
@@ -142,7 +144,7 @@ class Kernel:
         data: Dict[str, Any] = {}
         try:
             data["text/plain"] = repr(value)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             data["text/plain"] = f"<repr failed: {type(exc).__name__}: {exc}>"
         for mime, method in _REPR_METHODS:
             fn = getattr(value, method, None)
@@ -150,7 +152,7 @@ class Kernel:
                 continue
             try:
                 out = fn()
-            except Exception:  # noqa: BLE001 - a broken repr must not break the call
+            except Exception:
                 continue
             if isinstance(out, tuple):
                 out = out[0]
@@ -167,9 +169,10 @@ class Kernel:
         frames: List[str] = []
         tb = exc.__traceback__
         # Drop the kernel's own frames; keep the user's.
-        while tb is not None and os.path.abspath(tb.tb_frame.f_code.co_filename).rstrip(
-            "c"
-        ) == _THIS_FILE:
+        while (
+            tb is not None
+            and os.path.abspath(tb.tb_frame.f_code.co_filename).rstrip("c") == _THIS_FILE
+        ):
             tb = tb.tb_next
         frames = traceback.format_exception(type(exc), exc, tb)
         self.send(
@@ -211,7 +214,9 @@ def _prepare_interpreter() -> None:
         )
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    stdin = io.TextIOWrapper(io.FileIO(0, "r", closefd=False))
+    sys.stdin = stdin
+    setattr(sys, "__stdin__", stdin)  # noqa: B010 - a Final name for type checkers
 
 
 def main(req_fd: int, ctl_fd: int) -> None:

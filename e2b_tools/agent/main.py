@@ -9,10 +9,10 @@ loop serves every request; code contexts and shell commands are child processes.
 from __future__ import annotations
 
 import base64
-import json
 import codecs
 import heapq
 import itertools
+import json
 import os
 import selectors
 import shutil
@@ -143,7 +143,7 @@ class ForkedProcess:
                 os.chdir(cwd)
                 target()
                 code = 0
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 _log(f"context failed: {type(exc).__name__}: {exc}")
             finally:
                 os._exit(code)
@@ -510,7 +510,7 @@ class Command:
     def kill(self) -> None:
         if _kill_group(self.proc.pid):
             # Catch children forked while the signal was being delivered.
-            self.agent.timers.add(0.05, lambda: _kill_group(self.proc.pid))
+            self.agent.timers.add(0.05, self.kill)
 
     def stream_closed(self, stream: Stream) -> None:
         self.maybe_finish()
@@ -641,7 +641,7 @@ class Agent:
             for key, _ in self.sel.select(self.timers.next_delay()):
                 try:
                     key.data()
-                except Exception as exc:  # noqa: BLE001 - the agent must survive
+                except Exception as exc:
                     _log(f"handler failed: {type(exc).__name__}: {exc}")
             self.timers.run_due()
 
@@ -682,7 +682,7 @@ class Agent:
             rid = ""
             try:
                 rid = str(json.loads(line).get("id", ""))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
             self.fail(rid, "ProtocolError", str(exc))
             return
@@ -692,7 +692,7 @@ class Agent:
             handler(req)
         except OSError as exc:
             self.fail(rid, type(exc).__name__, exc.strerror or str(exc))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.fail(rid, type(exc).__name__, str(exc))
 
     # -- ops ---------------------------------------------------------------------

@@ -45,8 +45,7 @@ NAME_PREFIX = "e2b-tools-"
 T = TypeVar("T")
 
 _ENGINE_HELP = (
-    "start one (on this project's machines: scripts/ensure-docker.sh) "
-    "or point DOCKER_HOST at it"
+    "start one (on this project's machines: scripts/ensure-docker.sh) or point DOCKER_HOST at it"
 )
 
 
@@ -139,7 +138,7 @@ class DockerBackend:
 
     @retry_infra
     def _inspect_image(self, image: str) -> dict[str, Any]:
-        return cast(dict[str, Any], self.api.inspect_image(image))
+        return cast(dict[str, Any], self.api.inspect_image(image))  # type: ignore[no-untyped-call]
 
     # -- containers --------------------------------------------------------------
     def create(self, sandbox_id: str, config: SandboxConfig, image: str) -> str:
@@ -283,9 +282,10 @@ class DockerBackend:
     def find(self, sandbox_id: str) -> dict[str, Any]:
         """Inspect data of the running sandbox ``sandbox_id``."""
         info = self.inspect(NAME_PREFIX + sandbox_id, sandbox_id)
-        if info is None or (info.get("Config", {}).get("Labels") or {}).get(
-            LABEL_SANDBOX
-        ) != sandbox_id:
+        if (
+            info is None
+            or (info.get("Config", {}).get("Labels") or {}).get(LABEL_SANDBOX) != sandbox_id
+        ):
             raise SandboxNotFoundError(
                 "no sandbox with this id exists (it was killed or reached its timeout)",
                 sandbox_id=sandbox_id,
@@ -297,7 +297,7 @@ class DockerBackend:
             )
         return info
 
-    def list(self, all_states: bool = False) -> list[dict[str, Any]]:
+    def list_containers(self, all_states: bool = False) -> list[dict[str, Any]]:
         """Summaries of labelled containers (running ones unless ``all_states``)."""
         with map_docker_errors():
             return self._list(all_states)

@@ -1,0 +1,68 @@
+"""Reaping sandboxes nobody will use again (``e2b-tools gc``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ._connection import AgentConnection
+from ._exceptions import SandboxError
+from .backends.docker import LABEL_END_AT, LABEL_SANDBOX, DockerBackend, default_backend
+
+_HELLO_TIMEOUT = 5.0
+
+
+async def _agent_deadline(
+    backend: DockerBackend, container_id: str, sandbox_id: str
+) -> float | None:
+    """The deadline the agent itself holds; None if it does not answer."""
+    conn: AgentConnection | None = None
+    try:
+        sock = await asyncio.to_thread(backend.attach, container_id)
+        conn = await AgentConnection.open(sock, sandbox_id)
+        hello = await conn.handshake(_HELLO_TIMEOUT)
+        deadline = hello.get("deadline")
+        return float(deadline) if deadline is not None else float("inf")
+    except SandboxError:
+        return None
+    finally:
+        if conn is not None:
+            await conn.close()
+
+
+async def agc(*, all_sandboxes: bool = False, backend: DockerBackend | None = None) -> list[str]:
+    """Remove orphaned sandbox containers; returns the ids of the sandboxes removed.
+
+    Orphans are labelled containers that are not running (created but never started,
+    or exited without being removed) and running ones past their deadline whose agent
+    does not answer or agrees the deadline passed. ``all_sandboxes=True`` removes every
+    labelled container, running or not.
+    """
+    backend = backend or default_backend()
+    removed: list[str] = []
+    for summary in await asyncio.to_thread(backend.list_containers, True):
+        labels = summary.get("Labels") or {}
+        sandbox_id = labels.get(LABEL_SANDBOX, "")
+        doomed = all_sandboxes or summary.get("State") != "running"
+        if not doomed:
+            end_at = float(labels.get(LABEL_END_AT) or "inf")
+            if end_at < time.time():
+                # set_timeout() may have moved the deadline: ask the agent.
+                deadline = await _agent_deadline(backend, summary["Id"], sandbox_id)
+                doomed = deadline is None or deadline < time.time()
+        if doomed and await asyncio.to_thread(backend.kill, summary["Id"]):
+            removed.append(sandbox_id or summary["Id"][:12])
+    return removed
+
+
+def gc(*, all_sandboxes: bool = False, backend: DockerBackend | None = None) -> list[str]:
+    """Blocking :func:`agc`.
+
+    Example:
+        >>> from e2b_tools import gc
+        >>> gc()  # doctest: +SKIP
+        []
+    """
+    from ._sync import _run
+
+    return _run(agc(all_sandboxes=all_sandboxes, backend=backend))
