@@ -23,8 +23,8 @@ image: install engine
 	$(BIN)/e2b-tools image build
 
 lint: install
-	$(BIN)/ruff check e2b_tools tests bench examples
-	$(BIN)/ruff format --check e2b_tools tests bench examples
+	$(BIN)/ruff check e2b_tools adapters tests bench examples
+	$(BIN)/ruff format --check e2b_tools adapters tests bench examples
 
 typecheck: install
 	$(BIN)/mypy

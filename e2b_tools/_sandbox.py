@@ -6,6 +6,7 @@ import asyncio
 import base64
 import builtins
 import collections
+import contextlib
 import datetime as dt
 import inspect
 import os
@@ -230,6 +231,7 @@ class AsyncSandbox:
         image_name = cfg.image or DEFAULT_IMAGE
         sandbox_id = secrets.token_hex(6)
         container_id = await asyncio.to_thread(backend.create, sandbox_id, cfg, image_name)
+        handshake: asyncio.Future[Message] | None = None
         try:
             sock = await asyncio.to_thread(backend.attach, container_id)
             conn = await AgentConnection.open(sock, sandbox_id)
@@ -238,6 +240,8 @@ class AsyncSandbox:
             await asyncio.to_thread(backend.start, container_id, sandbox_id)
             await handshake
         except BaseException:
+            if handshake is not None and not handshake.done():
+                handshake.cancel()
             await asyncio.to_thread(backend.kill, container_id)
             raise
         return cls(
@@ -397,6 +401,9 @@ class AsyncSandbox:
                 item = await call.queue.get()
                 if isinstance(item, _CallTimeout):
                     self._conn.forget(call)
+                    # Best effort: stop the work the agent may still be doing for it.
+                    with contextlib.suppress(SandboxError):
+                        await self._conn.send("cancel", target=call.id)
                     raise SandboxTimeoutError(
                         f"the sandbox did not answer within {timeout:g}s",
                         sandbox_id=self._sandbox_id,
@@ -465,6 +472,32 @@ class AsyncSandbox:
                 output so far and the message says whether the context's state was kept.
             SandboxGoneError: The sandbox died.
         """
+        execution, _ = await self._run_code(
+            code,
+            language,
+            timeout=timeout,
+            envs=envs,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            on_result=on_result,
+            on_error=on_error,
+        )
+        return execution
+
+    async def _run_code(
+        self,
+        code: str,
+        language: str = "python",
+        *,
+        timeout: float | None = DEFAULT_CODE_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        on_result: ResultHandler | None = None,
+        on_error: ErrorHandler | None = None,
+        spill: dict[str, Any] | None = None,
+    ) -> tuple[Execution, dict[str, Any]]:
+        """:meth:`run_code`, plus the ``done`` value (``spill`` as in the protocol)."""
         if not isinstance(code, str):
             raise InvalidArgumentError("code must be a string")
         lang = _LANGUAGE_ALIASES.get(language.lower(), language.lower())
@@ -480,6 +513,8 @@ class AsyncSandbox:
         fields: dict[str, Any] = {"code": code, "language": lang, "timeout": timeout}
         if envs:
             fields["envs"] = {str(k): str(v) for k, v in envs.items()}
+        if spill:
+            fields["spill"] = spill
         started = time.monotonic()
         stdout = BoundedText(self._config.output_limit)
         stderr = BoundedText(self._config.output_limit)
@@ -541,7 +576,7 @@ class AsyncSandbox:
                 sandbox_id=self._sandbox_id,
                 execution=execution,
             )
-        return execution
+        return execution, done
 
 
 def _merge_config(
@@ -593,6 +628,22 @@ class AsyncCommands:
                 carries the whole result: ``.stdout``, ``.stderr``, ``.exit_code``.
             SandboxTimeoutError: It ran past ``timeout``; ``.result`` holds its output.
         """
+        result, _ = await self._run(cmd, cwd, envs, timeout, on_stdout, on_stderr)
+        if result.exit_code != 0:
+            raise CommandExitError(result, sandbox_id=self._sbx.sandbox_id)
+        return result
+
+    async def _run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        spill: dict[str, Any] | None = None,
+    ) -> tuple[CommandResult, dict[str, Any]]:
+        """:meth:`run` without raising on a non-zero exit, plus the ``done`` value."""
         if not isinstance(cmd, str) or not cmd.strip():
             raise InvalidArgumentError("cmd must be a non-empty string")
         if timeout is not None and timeout <= 0:
@@ -603,6 +654,8 @@ class AsyncCommands:
             fields["cwd"] = cwd
         if envs:
             fields["envs"] = {str(k): str(v) for k, v in envs.items()}
+        if spill:
+            fields["spill"] = spill
         stdout = BoundedText(sbx.config.output_limit)
         stderr = BoundedText(sbx.config.output_limit)
         error: Message | None = None
@@ -648,8 +701,7 @@ class AsyncCommands:
             )
         if result.exit_code != 0:
             result.error = f"exit code {result.exit_code}"
-            raise CommandExitError(result, sandbox_id=sbx.sandbox_id)
-        return result
+        return result, done
 
 
 _FILE_TIMEOUT = 120.0

@@ -85,8 +85,15 @@ async def async_sandbox(image: str, request: pytest.FixtureRequest) -> AsyncIter
         await sbx.kill()
 
 
+_SESSION_START = time.time()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if any labelled container outlived the tests."""
+    """Fail the run if any labelled container made during the run outlived the tests.
+
+    Containers older than the run are someone else's (a demo, another process) and are
+    left alone.
+    """
     try:
         client = docker.from_env()
         client.ping()
@@ -94,7 +101,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     deadline = time.monotonic() + 15
     while True:
-        left = client.api.containers(all=True, filters={"label": LABEL_SANDBOX})
+        left = [
+            c
+            for c in client.api.containers(all=True, filters={"label": LABEL_SANDBOX})
+            if c["Created"] >= int(_SESSION_START) - 1
+        ]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)  # auto-removal of just-killed containers is asynchronous

@@ -102,6 +102,62 @@ class Timers:
             fn()
 
 
+class Spill:
+    """Holds a call's output in memory until it passes a threshold, then in a file."""
+
+    def __init__(self, path: str, threshold: int) -> None:
+        self.path = path
+        self.threshold = threshold
+        self.buffer: List[str] = []
+        self.chars = 0
+        self.bytes = 0
+        self.lines = 0
+        self.file: Optional[Any] = None
+        self.error: Optional[str] = None
+
+    def add(self, text: str) -> None:
+        self.chars += len(text)
+        self.bytes += len(text.encode("utf-8", "replace"))
+        self.lines += text.count("\n")
+        if self.error is not None:
+            return
+        if self.file is None:
+            self.buffer.append(text)
+            if self.chars <= self.threshold:
+                return
+            try:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                # Kept open across many writes until close(): no context manager.
+                self.file = open(self.path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+                self.file.write("".join(self.buffer))
+            except OSError as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+            self.buffer = []
+            return
+        try:
+            self.file.write(text)
+        except OSError as exc:  # e.g. the workspace is full
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> Optional[Dict[str, Any]]:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError as exc:
+                self.error = self.error or f"{type(exc).__name__}: {exc}"
+        if self.file is None and self.error is None:
+            return None
+        saved: Dict[str, Any] = {
+            "path": self.path,
+            "chars": self.chars,
+            "bytes": self.bytes,
+            "lines": self.lines,
+        }
+        if self.error is not None:
+            saved["error"] = self.error
+        return saved
+
+
 class ForkedProcess:
     """A child forked from the agent, with the subset of ``Popen`` the agent uses.
 
@@ -207,7 +263,7 @@ class Stream:
     def emit(self, text: str) -> None:
         rid = self.owner.current_request()
         if text and rid is not None:
-            self.agent.send({"id": rid, "type": self.kind, "text": text})
+            self.agent.output(rid, self.kind, text)
 
     def close(self) -> None:
         if self.open:
@@ -577,6 +633,7 @@ class Agent:
         self.timers = Timers()
         self.contexts: Dict[str, PythonContext] = {}
         self.commands: Dict[str, Command] = {}
+        self.spills: Dict[str, Spill] = {}
         self.deadline: Optional[float] = float(deadline) if deadline else None
         self.deadline_timer: Optional[int] = None
         self.schedule_deadline()
@@ -595,8 +652,27 @@ class Agent:
                 _log(f"protocol output lost: {exc}")
                 return
 
+    def output(self, rid: str, kind: str, text: str) -> None:
+        self.send({"id": rid, "type": kind, "text": text})
+        spill = self.spills.get(rid)
+        if spill is not None:
+            spill.add(text)
+
+    def start_spill(self, req: Message) -> None:
+        spec = req.get("spill")
+        if spec:
+            self.spills[req["id"]] = Spill(
+                self.resolve(str(spec.get("path", ""))), int(spec.get("threshold", 0))
+            )
+
     def finish(self, rid: str, value: Optional[Dict[str, Any]] = None) -> None:
-        self.send({"id": rid, "type": "done", "value": value or {}})
+        value = dict(value or {})
+        spill = self.spills.pop(rid, None)
+        if spill is not None:
+            saved = spill.close()
+            if saved is not None:
+                value["spilled"] = saved
+        self.send({"id": rid, "type": "done", "value": value})
 
     def fail(self, rid: str, name: str, value: str) -> None:
         self.send({"id": rid, "type": "error", "name": name, "value": value, "traceback": ""})
@@ -744,9 +820,11 @@ class Agent:
                 f"available: {', '.join(LANGUAGES)}",
             )
             return
+        self.start_spill(req)
         self.context(language, req.get("context_id")).submit(req)
 
     def op_command(self, req: Message) -> None:
+        self.start_spill(req)
         try:
             cmd = Command(self, req)
         except BlockingIOError as exc:

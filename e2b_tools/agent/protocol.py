@@ -18,6 +18,12 @@ Events (agent -> host)::
      "traceback": "..."}
     {"id": "h1-7", "type": "done", "value": {...}}
 
+``run_code`` and ``command`` take an optional ``spill``: ``{"path": str, "threshold": int}``.
+Once a call's output (stdout and stderr, interleaved as it arrives) passes ``threshold``
+characters, the agent writes all of it to ``path`` too and the ``done`` value says so
+(``"spilled": {"path", "chars", "bytes", "lines"}``), so a host that keeps only part of a huge
+output can point at the whole of it.
+
 The first request on a stream is ``hello``; the agent answers with a ``hello`` event
 carrying its ``protocol_version`` before the ``done``.
 """
@@ -51,12 +57,14 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "context_id": (_OPT_STR, False),
         "envs": (_DICT, False),
         "timeout": (_OPT_NUM, False),
+        "spill": (_DICT, False),
     },
     "command": {
         "cmd": (_STR, True),
         "cwd": (_OPT_STR, False),
         "envs": (_DICT, False),
         "timeout": (_OPT_NUM, False),
+        "spill": (_DICT, False),
     },
     "cancel": {"target": (_STR, True)},
     "read_file": {

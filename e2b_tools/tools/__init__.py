@@ -1,0 +1,133 @@
+"""Framework-neutral tools for LLM agents, bound to one sandbox.
+
+Example:
+    >>> from e2b_tools.tools import Toolkit
+    >>> with Toolkit() as toolkit:  # doctest: +SKIP
+    ...     out = toolkit.get("run_code").run(code="21 * 2")
+    ...     out.text
+    '[result]\\n42'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .._config import SandboxConfig
+from .._sandbox import AsyncSandbox
+from .._sync import Sandbox
+from ._session import SandboxSession
+from ._shape import Shaped, clean, describe_binary, is_binary, shape, utf8_prefix
+from ._tools import (
+    ALL_TOOLS,
+    DEFAULT_BUDGET,
+    OUTPUT_DIR,
+    Artifact,
+    ListFiles,
+    ListFilesInput,
+    ReadFile,
+    ReadFileInput,
+    RunCode,
+    RunCodeInput,
+    RunShell,
+    RunShellInput,
+    SandboxTool,
+    ToolOutput,
+    WriteFile,
+    WriteFileInput,
+)
+
+
+class Toolkit:
+    """The five sandbox tools sharing one sandbox.
+
+    The sandbox is created on the first tool call (or pass ``sandbox=``), reused so
+    state persists across calls, replaced if it dies (the model is told state was
+    lost), and killed by :meth:`close` / the context manager if the toolkit made it.
+
+    Args:
+        sandbox: An existing sandbox to use (it is not killed on close).
+        budget: Characters per tool result (default about 2,000 tokens).
+        config: Settings for the sandbox the toolkit creates.
+        tools: Names of the tools to include (default: all).
+    """
+
+    def __init__(
+        self,
+        sandbox: Sandbox | AsyncSandbox | None = None,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        config: SandboxConfig | None = None,
+        tools: Sequence[str] | None = None,
+    ) -> None:
+        if budget < 500:
+            raise ValueError("budget must be at least 500 characters")
+        self.session = SandboxSession(sandbox, config=config)
+        self.budget = budget
+        known = {cls.name: cls for cls in ALL_TOOLS}
+        names = list(tools) if tools is not None else list(known)
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"unknown tools {unknown}; available: {sorted(known)}")
+        self._tools: dict[str, SandboxTool[Any]] = {
+            n: known[n](self.session, budget) for n in names
+        }
+
+    def tools(self) -> list[SandboxTool[Any]]:
+        """The tools, in a stable order."""
+        return list(self._tools.values())
+
+    def get(self, name: str) -> SandboxTool[Any]:
+        """One tool by name."""
+        try:
+            return self._tools[name]
+        except KeyError:
+            raise KeyError(f"no tool {name!r}; available: {sorted(self._tools)}") from None
+
+    def close(self) -> None:
+        """Kill the sandbox if the toolkit created it."""
+        self.session.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await self.session.aclose()
+
+    def __enter__(self) -> Toolkit:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Toolkit:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+__all__ = [
+    "ALL_TOOLS",
+    "DEFAULT_BUDGET",
+    "OUTPUT_DIR",
+    "Artifact",
+    "ListFiles",
+    "ListFilesInput",
+    "ReadFile",
+    "ReadFileInput",
+    "RunCode",
+    "RunCodeInput",
+    "RunShell",
+    "RunShellInput",
+    "SandboxSession",
+    "SandboxTool",
+    "Shaped",
+    "ToolOutput",
+    "Toolkit",
+    "WriteFile",
+    "WriteFileInput",
+    "clean",
+    "describe_binary",
+    "is_binary",
+    "shape",
+    "utf8_prefix",
+]
