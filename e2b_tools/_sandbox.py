@@ -157,6 +157,7 @@ class AsyncSandbox:
         self._backend = backend
         self._conn = connection
         self._killed = False
+        self._loop = asyncio.get_running_loop()
         self._reconnect_lock = asyncio.Lock()
         self.commands = AsyncCommands(self)
         """Shell commands: ``await sbx.commands.run("ls")``."""
@@ -183,6 +184,11 @@ class AsyncSandbox:
     def config(self) -> SandboxConfig:
         """The configuration the sandbox was created with."""
         return self._config
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this sandbox's connection lives on; use it only from there."""
+        return self._loop
 
     def __repr__(self) -> str:
         return f"<AsyncSandbox {self._sandbox_id} image={self._image!r}>"

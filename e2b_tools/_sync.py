@@ -69,13 +69,21 @@ _portal: _Portal | None = None
 _portal_lock = threading.Lock()
 
 
-def _run(coro: Coroutine[Any, Any, T]) -> T:
+def _get_portal() -> _Portal:
     global _portal
     with _portal_lock:
         if _portal is None or _portal.pid != os.getpid():
             _portal = _Portal()
-        portal = _portal
-    return portal.call(coro)
+        return _portal
+
+
+def portal_loop() -> asyncio.AbstractEventLoop:
+    """The background event loop that the blocking API runs on."""
+    return _get_portal().loop
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return _get_portal().call(coro)
 
 
 class Sandbox:

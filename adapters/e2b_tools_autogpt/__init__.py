@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
-from e2b_tools._sync import _run
 from e2b_tools.tools import DEFAULT_BUDGET, Toolkit, ToolOutput
 
 SpecFormat = Literal["openai", "anthropic"]
@@ -105,7 +104,12 @@ class ToolDispatcher:
 
     def dispatch(self, name: str, arguments: str | Mapping[str, Any] | None = None) -> str:
         """Blocking :meth:`adispatch`."""
-        return _run(self.adispatch(name, arguments))
+        parsed = self._parse(name, arguments)
+        if isinstance(parsed, str):
+            return parsed
+        output = self.toolkit.get(name).run(parsed)
+        self.artifacts.extend(output.artifacts)
+        return output.text
 
     def close(self) -> None:
         """Kill the sandbox if the toolkit created it."""

@@ -90,7 +90,7 @@ class Toolkit:
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
-        await self.session.aclose()
+        await self.session.call(self.session.aclose())
 
     def __enter__(self) -> Toolkit:
         return self

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import tenacity
 
 from .._config import SandboxConfig
 from .._exceptions import EngineUnavailableError, SandboxError, SandboxGoneError
 from .._sandbox import AsyncSandbox
-from .._sync import Sandbox, _run
+from .._sync import Sandbox, portal_loop
+
+
+T = TypeVar("T")
 
 
 class SandboxSession:
@@ -19,6 +25,11 @@ class SandboxSession:
     persists, and replaced by a fresh one if it died; the next tool output then starts
     with a notice that earlier state was lost. Closing the session kills a sandbox it
     created (never one it was given).
+
+    A sandbox's connection belongs to one event loop. The session runs every call on
+    that loop (the library's background loop for sandboxes it creates, the given
+    sandbox's loop otherwise), so its tools work from sync code and from any event
+    loop alike.
     """
 
     def __init__(
@@ -32,6 +43,7 @@ class SandboxSession:
         self._sandbox: AsyncSandbox | None = sandbox
         self._owned = sandbox is None
         self._config = config or SandboxConfig()
+        self._home = sandbox.loop if sandbox is not None else portal_loop()
         self._lock: asyncio.Lock | None = None
         self._notice: str | None = None
         self._closed = False
@@ -45,6 +57,29 @@ class SandboxSession:
     def workspace(self) -> str:
         """The sandbox's workspace directory."""
         return (self._sandbox.config if self._sandbox else self._config).workdir
+
+    async def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` on the session's home loop, from whichever loop is running."""
+        try:
+            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            current = None
+        if current is self._home:
+            return await coro
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._home))
+
+    def call_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the home loop and wait for it (from a thread not running it)."""
+        if (
+            self._home.is_running()
+            and getattr(self._home, "_thread_id", None) == threading.get_ident()
+        ):
+            coro.close()
+            raise RuntimeError(
+                "a blocking tool call was made from inside the event loop its sandbox "
+                "lives on; use the async API (arun/ainvoke) there"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self._home).result()
 
     async def get(self) -> AsyncSandbox:
         """The live sandbox, created or replaced as needed."""
@@ -113,4 +148,4 @@ class SandboxSession:
 
     def close(self) -> None:
         """Blocking :meth:`aclose`."""
-        _run(self.aclose())
+        self.call_sync(self.aclose())

@@ -26,7 +26,6 @@ from .._exceptions import (
 )
 from .._models import EntryInfo, FileType
 from .._sandbox import AsyncSandbox, BoundedText
-from .._sync import _run
 from ._session import SandboxSession
 from ._shape import describe_binary, human_size, is_binary, shape
 
@@ -152,12 +151,17 @@ class SandboxTool(ABC, Generic[InputT]):
         self, arguments: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any
     ) -> ToolOutput:
         """Run the tool (blocking). Never raises: failures come back as error text."""
-        return _run(self.arun(arguments, **kwargs))
+        return self.session.call_sync(self._call(arguments, kwargs))
 
     async def arun(
         self, arguments: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any
     ) -> ToolOutput:
         """Run the tool. Never raises: failures come back as error text."""
+        return await self.session.call(self._call(arguments, kwargs))
+
+    async def _call(
+        self, arguments: Mapping[str, Any] | BaseModel | None, kwargs: dict[str, Any]
+    ) -> ToolOutput:
         try:
             if isinstance(arguments, BaseModel):
                 raw: dict[str, Any] = arguments.model_dump()

@@ -1,0 +1,193 @@
+"""e2b-tools for LangChain: a ``BaseToolkit`` and ``BaseTool``s backed by one sandbox.
+
+Example:
+    >>> from e2b_tools_langchain import SandboxToolkit
+    >>> with SandboxToolkit() as toolkit:  # doctest: +SKIP
+    ...     tools = toolkit.get_tools()          # bind to a chat model / agent
+    ...     tools[0].invoke({"code": "6 * 7"})
+    '[result]\\n42'
+
+Tools use ``response_format="content_and_artifact"``: invoked with a ``ToolCall``, they
+return a ``ToolMessage`` whose ``artifact`` is a list of artifacts (charts as base64
+PNG), so images never enter the model's context as text. Failures (bad arguments,
+errors in the code, non-zero exits) come back as a ``ToolMessage`` with
+``status="error"`` and readable text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+try:
+    from langchain_core.callbacks import (
+        AsyncCallbackManagerForToolRun,
+        CallbackManagerForToolRun,
+    )
+    from langchain_core.tools import BaseTool, BaseToolkit, ToolException
+except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
+    raise ImportError(
+        "e2b_tools_langchain needs LangChain: pip install 'e2b-tools[langchain]'"
+    ) from exc
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
+from e2b_tools.tools import (
+    DEFAULT_BUDGET,
+    ListFilesInput,
+    ReadFileInput,
+    RunCodeInput,
+    RunShellInput,
+    ToolOutput,
+    Toolkit,
+    WriteFileInput,
+)
+
+__all__ = [
+    "ListFilesTool",
+    "ReadFileTool",
+    "RunCodeTool",
+    "RunShellTool",
+    "SandboxToolkit",
+    "WriteFileTool",
+]
+
+
+class _SandboxTool(BaseTool):
+    """A LangChain tool delegating to one e2b-tools tool of a shared :class:`Toolkit`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    core_name: ClassVar[str]
+    name: str = ""
+    description: str = ""
+    response_format: Literal["content", "content_and_artifact"] = "content_and_artifact"
+    handle_tool_error: bool = True
+    toolkit: Toolkit = Field(default_factory=Toolkit, exclude=True)
+    """The toolkit (and so the sandbox) this tool uses; shared by a toolkit's tools."""
+
+    def _output(self, output: ToolOutput) -> tuple[str, list[dict[str, Any]]]:
+        if output.is_error:
+            raise ToolException(output.text)
+        return output.text, [a.model_dump() for a in output.artifacts]
+
+    def _run(
+        self, run_manager: CallbackManagerForToolRun | None = None, **kwargs: Any
+    ) -> tuple[str, list[dict[str, Any]]]:
+        return self._output(self.toolkit.get(self.core_name).run(kwargs))
+
+    async def _arun(
+        self, run_manager: AsyncCallbackManagerForToolRun | None = None, **kwargs: Any
+    ) -> tuple[str, list[dict[str, Any]]]:
+        return self._output(await self.toolkit.get(self.core_name).arun(kwargs))
+
+
+def _describe(name: str) -> str:
+    from e2b_tools.tools import ALL_TOOLS
+
+    return next(cls.description for cls in ALL_TOOLS if cls.name == name)
+
+
+class RunCodeTool(_SandboxTool):
+    """Run Python in the sandbox's persistent session."""
+
+    core_name = "run_code"
+    name: str = "run_code"
+    description: str = _describe("run_code")
+    args_schema: type[BaseModel] = RunCodeInput
+
+
+class RunShellTool(_SandboxTool):
+    """Run a bash command in the sandbox."""
+
+    core_name = "run_shell"
+    name: str = "run_shell"
+    description: str = _describe("run_shell")
+    args_schema: type[BaseModel] = RunShellInput
+
+
+class ReadFileTool(_SandboxTool):
+    """Read a file (or a range of its lines) from the sandbox."""
+
+    core_name = "read_file"
+    name: str = "read_file"
+    description: str = _describe("read_file")
+    args_schema: type[BaseModel] = ReadFileInput
+
+
+class WriteFileTool(_SandboxTool):
+    """Write a file in the sandbox."""
+
+    core_name = "write_file"
+    name: str = "write_file"
+    description: str = _describe("write_file")
+    args_schema: type[BaseModel] = WriteFileInput
+
+
+class ListFilesTool(_SandboxTool):
+    """List files in the sandbox."""
+
+    core_name = "list_files"
+    name: str = "list_files"
+    description: str = _describe("list_files")
+    args_schema: type[BaseModel] = ListFilesInput
+
+
+_TOOL_CLASSES: tuple[type[_SandboxTool], ...] = (
+    RunCodeTool,
+    RunShellTool,
+    ReadFileTool,
+    WriteFileTool,
+    ListFilesTool,
+)
+
+
+class SandboxToolkit(BaseToolkit):
+    """The sandbox tools for LangChain, sharing one sandbox (created on first use).
+
+    Args:
+        sandbox: Use this sandbox instead of creating one (it is not killed on close).
+        budget: Characters per tool result (default about 2,000 tokens).
+        config: Settings for the sandbox the toolkit creates.
+        tools: Names of the tools to include (default: all five).
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    _core: Toolkit = PrivateAttr()
+
+    def __init__(
+        self,
+        sandbox: Sandbox | AsyncSandbox | None = None,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        config: SandboxConfig | None = None,
+        tools: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._core = Toolkit(sandbox, budget=budget, config=config, tools=tools)
+
+    @property
+    def core(self) -> Toolkit:
+        """The framework-neutral toolkit underneath."""
+        return self._core
+
+    def get_tools(self) -> list[BaseTool]:
+        """The LangChain tools, all bound to this toolkit's sandbox."""
+        names = {t.name for t in self._core.tools()}
+        return [cls(toolkit=self._core) for cls in _TOOL_CLASSES if cls.core_name in names]
+
+    def close(self) -> None:
+        """Kill the sandbox if the toolkit created it."""
+        self._core.close()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await self._core.aclose()
+
+    def __enter__(self) -> SandboxToolkit:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
