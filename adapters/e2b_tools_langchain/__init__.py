@@ -38,8 +38,8 @@ from e2b_tools.tools import (
     ReadFileInput,
     RunCodeInput,
     RunShellInput,
-    ToolOutput,
     Toolkit,
+    ToolOutput,
     WriteFileInput,
 )
 

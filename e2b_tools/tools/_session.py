@@ -14,7 +14,6 @@ from .._exceptions import EngineUnavailableError, SandboxError, SandboxGoneError
 from .._sandbox import AsyncSandbox
 from .._sync import Sandbox, portal_loop
 
-
 T = TypeVar("T")
 
 

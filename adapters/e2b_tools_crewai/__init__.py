@@ -1,0 +1,164 @@
+"""e2b-tools for CrewAI: ``crewai`` tools sharing one sandbox per :class:`SandboxTools`.
+
+Example:
+    >>> from crewai import Agent
+    >>> from e2b_tools_crewai import SandboxTools
+    >>> with SandboxTools() as sandbox_tools:  # doctest: +SKIP
+    ...     analyst = Agent(role="Analyst", goal="...", backstory="...",
+    ...                     tools=sandbox_tools.all())
+
+CrewAI tools return text, so images the tools produce (charts) are kept on
+:attr:`SandboxTools.artifacts` instead of being put into the model's context.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+try:
+    from crewai.tools import BaseTool
+except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
+    raise ImportError("e2b_tools_crewai needs CrewAI: pip install 'e2b-tools[crewai]'") from exc
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
+from e2b_tools.tools import (
+    ALL_TOOLS,
+    DEFAULT_BUDGET,
+    Artifact,
+    ListFilesInput,
+    ReadFileInput,
+    RunCodeInput,
+    RunShellInput,
+    Toolkit,
+    WriteFileInput,
+)
+
+__all__ = [
+    "ListFilesTool",
+    "ReadFileTool",
+    "RunCodeTool",
+    "RunShellTool",
+    "SandboxTools",
+    "WriteFileTool",
+]
+
+
+def _describe(name: str) -> str:
+    return next(cls.description for cls in ALL_TOOLS if cls.name == name)
+
+
+class _SandboxTool(BaseTool):
+    """A CrewAI tool delegating to one e2b-tools tool of a shared :class:`Toolkit`."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    core_name: ClassVar[str]
+    name: str = ""
+    description: str = ""
+    toolkit: Toolkit = Field(exclude=True)
+    """The toolkit (and so the sandbox) this tool uses."""
+    artifacts: list[Artifact] = Field(default_factory=list, exclude=True)
+    """Artifacts (charts) produced by this tool's calls."""
+
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the tool; invalid arguments come back as text the model can act on."""
+        try:
+            return super().run(*args, **kwargs)
+        except ValueError as exc:
+            if "validation failed" not in str(exc):
+                raise
+            # CrewAI validated and refused the arguments; our tool explains the fix.
+            return self._run(**kwargs)
+
+    def _run(self, **kwargs: Any) -> str:
+        output = self.toolkit.get(self.core_name).run(kwargs)
+        self.artifacts.extend(output.artifacts)
+        return output.text
+
+
+class RunCodeTool(_SandboxTool):
+    core_name = "run_code"
+    name: str = "run_code"
+    description: str = _describe("run_code")
+    args_schema: type[BaseModel] = RunCodeInput
+
+
+class RunShellTool(_SandboxTool):
+    core_name = "run_shell"
+    name: str = "run_shell"
+    description: str = _describe("run_shell")
+    args_schema: type[BaseModel] = RunShellInput
+
+
+class ReadFileTool(_SandboxTool):
+    core_name = "read_file"
+    name: str = "read_file"
+    description: str = _describe("read_file")
+    args_schema: type[BaseModel] = ReadFileInput
+
+
+class WriteFileTool(_SandboxTool):
+    core_name = "write_file"
+    name: str = "write_file"
+    description: str = _describe("write_file")
+    args_schema: type[BaseModel] = WriteFileInput
+
+
+class ListFilesTool(_SandboxTool):
+    core_name = "list_files"
+    name: str = "list_files"
+    description: str = _describe("list_files")
+    args_schema: type[BaseModel] = ListFilesInput
+
+
+_TOOL_CLASSES: tuple[type[_SandboxTool], ...] = (
+    RunCodeTool,
+    RunShellTool,
+    ReadFileTool,
+    WriteFileTool,
+    ListFilesTool,
+)
+
+
+class SandboxTools:
+    """The sandbox tools for CrewAI agents, sharing one sandbox (created on first use).
+
+    Args:
+        sandbox: Use this sandbox instead of creating one (it is not killed on close).
+        budget: Characters per tool result (default about 2,000 tokens).
+        config: Settings for the sandbox created.
+        tools: Names of the tools to include (default: all five).
+    """
+
+    def __init__(
+        self,
+        sandbox: Sandbox | AsyncSandbox | None = None,
+        *,
+        budget: int = DEFAULT_BUDGET,
+        config: SandboxConfig | None = None,
+        tools: list[str] | None = None,
+    ) -> None:
+        self.toolkit = Toolkit(sandbox, budget=budget, config=config, tools=tools)
+        names = {t.name for t in self.toolkit.tools()}
+        self._tools = [cls(toolkit=self.toolkit) for cls in _TOOL_CLASSES if cls.core_name in names]
+
+    def all(self) -> list[BaseTool]:
+        """The CrewAI tools, all bound to this object's sandbox."""
+        return list(self._tools)
+
+    @property
+    def artifacts(self) -> list[Artifact]:
+        """Artifacts (e.g. charts) produced by any of the tools, in tool order."""
+        return [a for tool in self._tools for a in tool.artifacts]
+
+    def close(self) -> None:
+        """Kill the sandbox if this object created it."""
+        self.toolkit.close()
+
+    def __enter__(self) -> SandboxTools:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

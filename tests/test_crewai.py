@@ -1,0 +1,48 @@
+"""CrewAI adapter: tools are real crewai tools sharing one sandbox."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+
+# CrewAI reads these at import: no telemetry or version checks, and its settings files
+# go to a scratch HOME instead of the real one (restored right after the import).
+os.environ.update(
+    CREWAI_DISABLE_TELEMETRY="true",
+    OTEL_SDK_DISABLED="true",
+    CREWAI_DISABLE_TRACKING="true",
+    CREWAI_TRACING_ENABLED="false",
+    CREWAI_DISABLE_VERSION_CHECK="true",
+    CREWAI_TESTING="true",
+)
+_home = os.environ.get("HOME")
+os.environ["HOME"] = tempfile.mkdtemp(prefix="e2b-tools-crewai-")
+try:
+    with warnings.catch_warnings():
+        # crewai's own import emits an ImportWarning about its lazy submodules.
+        warnings.simplefilter("ignore", ImportWarning)
+        from e2b_tools_crewai import SandboxTools
+finally:
+    if _home is not None:
+        os.environ["HOME"] = _home
+
+
+def test_tools_share_a_sandbox_and_keep_artifacts(image: str) -> None:
+    from crewai.tools import BaseTool
+
+    with SandboxTools(budget=2000) as sandbox_tools:
+        tools = {t.name: t for t in sandbox_tools.all()}
+        assert all(isinstance(t, BaseTool) for t in tools.values())
+        assert set(tools) == {"run_code", "run_shell", "read_file", "write_file", "list_files"}
+        assert tools["run_code"].args_schema.model_json_schema()["required"] == ["code"]
+        assert tools["run_code"].run(code="shared = 7") == "(no output)"
+        assert tools["run_shell"].run(command="echo hi") == "hi\n[exit code: 0]"
+        assert tools["run_code"].run(code="shared * 6") == "[result]\n42"
+        tools["run_code"].run(
+            code="import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.savefig('p.png')"
+        )
+        out = tools["read_file"].run(path="p.png")
+        assert "returned as an artifact" in out
+        assert sandbox_tools.artifacts[0].mime_type == "image/png"
+        assert "Invalid arguments" in tools["run_shell"].run(cmd="oops")
