@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install engine image lint typecheck test unit bench demo gc clean
+.PHONY: install engine image lint typecheck test unit bench demo docs gc clean
 
 install: $(STAMP)
 
@@ -23,8 +23,8 @@ image: install engine
 	$(BIN)/e2b-tools image build
 
 lint: install
-	$(BIN)/ruff check e2b_tools adapters tests bench examples
-	$(BIN)/ruff format --check e2b_tools adapters tests bench examples
+	$(BIN)/ruff check e2b_tools adapters tests bench examples scripts
+	$(BIN)/ruff format --check e2b_tools adapters tests bench examples scripts
 
 typecheck: install
 	$(BIN)/mypy
@@ -47,3 +47,6 @@ gc: install
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
+
+docs: install
+	$(BIN)/python scripts/gen_tools_doc.py

@@ -93,6 +93,18 @@ def test_binary_bytes_are_summarised() -> None:
     assert "starts with 00 01 02" in describe_binary(bytes(range(32)))
 
 
+def test_binary_output_decoded_as_text_is_summarised() -> None:
+    decoded = bytes(range(256)).decode("utf-8", "replace") * 40  # what the agent sends
+    out = shape(decoded, 2000, saved_path="/home/user/x.log")
+    assert out.text.startswith("[binary output, ")
+    assert "/home/user/x.log" in out.text
+    assert len(out.text) < 300
+    # Text with the odd accent or emoji is not binary, nor is heavily coloured text.
+    assert not shape("naïve café ✓ 🐍\n" * 100, 5000).truncated
+    coloured = "\x1b[1;34mdir\x1b[0m \x1b[32mfile\x1b[0m\n" * 200
+    assert shape(coloured, 50_000).text == "dir file\n" * 200
+
+
 @pytest.mark.parametrize("budget", [500, 2000, 8000])
 def test_budget_is_respected(budget: int) -> None:
     text = "\n".join("word " * (i % 50) for i in range(5000))

@@ -17,7 +17,15 @@ from .._config import SandboxConfig
 from .._sandbox import AsyncSandbox
 from .._sync import Sandbox
 from ._session import SandboxSession
-from ._shape import Shaped, clean, describe_binary, is_binary, shape, utf8_prefix
+from ._shape import (
+    Shaped,
+    clean,
+    describe_binary,
+    is_binary,
+    looks_binary_text,
+    shape,
+    utf8_prefix,
+)
 from ._tools import (
     ALL_TOOLS,
     DEFAULT_BUDGET,
@@ -128,6 +136,7 @@ __all__ = [
     "clean",
     "describe_binary",
     "is_binary",
+    "looks_binary_text",
     "shape",
     "utf8_prefix",
 ]

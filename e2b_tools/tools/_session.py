@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import secrets
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -46,6 +48,8 @@ class SandboxSession:
         self._lock: asyncio.Lock | None = None
         self._notice: str | None = None
         self._closed = False
+        self._output_prefix = secrets.token_hex(3)
+        self._output_ids = itertools.count(1)
 
     @property
     def sandbox(self) -> AsyncSandbox | None:
@@ -101,6 +105,10 @@ class SandboxSession:
                 sbx = await self._create()
                 self._sandbox = sbx
             return sbx
+
+    def next_output_id(self) -> str:
+        """A name for a saved output, unique across sessions sharing a sandbox."""
+        return f"{self._output_prefix}-{next(self._output_ids)}"
 
     def take_notice(self) -> str | None:
         """A one-time notice for the model (state lost), if there is one."""

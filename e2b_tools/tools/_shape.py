@@ -87,6 +87,15 @@ def human_size(n: int) -> str:
     return f"{n} bytes"  # pragma: no cover
 
 
+def looks_binary_text(text: str) -> bool:
+    """Whether decoded output is really binary: many replacement or control characters."""
+    sample = _ANSI.sub("", text[:8192])  # colour codes are not binary
+    if not sample:
+        return False
+    junk = sample.count("\ufffd") + len(_CONTROL.findall(sample))
+    return junk > max(8, len(sample) // 20)
+
+
 @dataclass
 class Shaped:
     """Text cut to a budget, with what was left out."""
@@ -118,6 +127,15 @@ def shape(
         total_bytes: UTF-8 bytes in the whole output, likewise.
         line_offset: Lines of the whole output that precede ``text``.
     """
+    if looks_binary_text(text):
+        size = total_bytes if total_bytes is not None else len(text.encode("utf-8", "replace"))
+        where = f"; the output was saved to {saved_path}" if saved_path else ""
+        return Shaped(
+            f"[binary output, {human_size(size)}, not shown{where}. Write it to a file and "
+            "inspect it with run_code (e.g. its length, type or a hex dump of the start).]\n",
+            truncated=True,
+            omitted_bytes=size,
+        )
     text = clean(text)
     if len(text) <= budget:
         return Shaped(text)

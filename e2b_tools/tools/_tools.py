@@ -6,7 +6,7 @@ back as short text with ``is_error=True``.
 
 from __future__ import annotations
 
-import itertools
+import base64
 import posixpath
 import shlex
 from abc import ABC, abstractmethod
@@ -76,7 +76,7 @@ class RunCodeInput(_Input):
     code: str = Field(min_length=1, description="Python source to run.")
     language: str = Field(default="python", description="Language of the code: python.")
     timeout: float | None = Field(
-        default=None, gt=0, le=3600, description="Seconds before the code is interrupted."
+        default=None, gt=0, le=3600, description="Seconds before the code is interrupted (300)."
     )
 
 
@@ -86,7 +86,7 @@ class RunShellInput(_Input):
     command: str = Field(min_length=1, description="Bash command line to run.")
     cwd: str | None = Field(default=None, description="Working directory (workspace-relative).")
     timeout: float | None = Field(
-        default=None, gt=0, le=3600, description="Seconds before the command is killed."
+        default=None, gt=0, le=3600, description="Seconds before the command is killed (60)."
     )
 
 
@@ -218,11 +218,10 @@ class SandboxTool(ABC, Generic[InputT]):
             )
         return full
 
-    _counter = itertools.count(1)
-
     def spill_spec(self) -> dict[str, Any]:
-        path = f"{self.session.workspace}/{OUTPUT_DIR}/{self.name}-{next(self._counter)}.log"
-        return {"path": path, "threshold": self.budget}
+        """Where the agent saves this call's whole output if it passes the budget."""
+        name = f"{self.name}-{self.session.next_output_id()}.log"
+        return {"path": f"{self.session.workspace}/{OUTPUT_DIR}/{name}", "threshold": self.budget}
 
 
 def _spilled(done: dict[str, Any]) -> dict[str, Any]:
@@ -237,9 +236,10 @@ class RunCode(SandboxTool[RunCodeInput]):
         "variables, imports and files persist between calls. The value of the last "
         "expression is returned, along with printed output and any error with its "
         "traceback. numpy, pandas and matplotlib are installed; save charts with "
-        "plt.savefig('name.png') or leave a figure open. The working directory is the "
-        "workspace /home/user. No network access. Long output is cut to its head and tail "
-        "and saved in full to a file you can page with read_file."
+        "plt.savefig('name.png') and look at them with read_file. The working directory "
+        "is the workspace /home/user. Default timeout 300 s (max 3600). No network "
+        "access. Long output is cut to its head and tail and saved in full to a file you "
+        "can page with read_file."
     )
     input_model = RunCodeInput
 
@@ -369,8 +369,6 @@ class ReadFile(SandboxTool[ReadFileInput]):
             raise ToolError(f"Error: {args.path} is a directory; use list_files to see inside it.")
         ext = posixpath.splitext(path)[1].lower()
         if ext in _IMAGE_TYPES and info.size <= 20 * _BIG_FILE:
-            import base64
-
             data = await sbx.files.read(path, format="bytes")
             name = posixpath.basename(path)
             return ToolOutput(
@@ -452,9 +450,13 @@ class WriteFile(SandboxTool[WriteFileInput]):
 
     async def _execute(self, sbx: AsyncSandbox, args: WriteFileInput) -> ToolOutput:
         path = self.resolve(args.path)
-        if args.append and await sbx.files.exists(path):
-            current = await sbx.files.read(path, format="bytes")
-            info = await sbx.files.write(path, current + args.content.encode("utf-8"))
+        if args.append:
+            # The agent appends in place; E2B's files.write() has no append mode.
+            data = base64.b64encode(args.content.encode("utf-8")).decode("ascii")
+            await sbx._request(
+                "write_file", {"path": path, "data": data, "append": True}, 120, path
+            )
+            info = await sbx.files.get_info(path)
         else:
             info = await sbx.files.write(path, args.content)
         verb = "Appended to" if args.append else "Wrote"
