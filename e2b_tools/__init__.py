@@ -30,6 +30,7 @@ from ._exceptions import (
 from ._gc import agc, gc
 from ._models import (
     CommandResult,
+    Context,
     EntryInfo,
     Execution,
     ExecutionError,
@@ -50,6 +51,7 @@ __all__ = [
     "CommandExitException",
     "CommandResult",
     "Commands",
+    "Context",
     "EngineUnavailableError",
     "EntryInfo",
     "Execution",

@@ -138,6 +138,17 @@ class Execution(BaseModel):
         return None
 
 
+class Context(BaseModel):
+    """A code context: its own process, variables and working directory."""
+
+    id: str
+    """Id to pass back (``run_code(..., context=ctx)`` takes the object)."""
+    language: str
+    """Language of the context."""
+    cwd: str
+    """Working directory the context started in."""
+
+
 class CommandResult(BaseModel):
     """The outcome of a finished shell command."""
 

@@ -36,6 +36,7 @@ from ._exceptions import (
 )
 from ._models import (
     CommandResult,
+    Context,
     EntryInfo,
     Execution,
     ExecutionError,
@@ -446,11 +447,44 @@ class AsyncSandbox:
         return value
 
     # -- code --------------------------------------------------------------------
+    async def create_code_context(
+        self, language: str = "python", cwd: str | None = None
+    ) -> Context:
+        """Start a new code context: its own process, variables and working directory.
+
+        Two contexts never see each other's variables. Pass the result as
+        ``run_code(..., context=ctx)``.
+        """
+        lang = _LANGUAGE_ALIASES.get(language.lower(), language.lower())
+        fields: dict[str, Any] = {"language": lang}
+        if cwd is not None:
+            fields["cwd"] = cwd
+        try:
+            value = await self._request("create_context", fields, 60.0, cwd)
+        except SandboxError as exc:
+            raise InvalidArgumentError(exc.message, sandbox_id=self._sandbox_id) from None
+        return Context(**value)
+
+    async def list_code_contexts(self) -> builtins.list[Context]:
+        """The sandbox's code contexts, default ones included once they have started."""
+        value = await self._request("list_contexts", {}, 30.0)
+        return [Context(**c) for c in value.get("contexts", [])]
+
+    async def restart_code_context(self, context: Context) -> Context:
+        """Kill and restart a context: its state is lost; running calls on it fail."""
+        value = await self._request("restart_context", {"context_id": context.id}, 60.0)
+        return Context(**value)
+
+    async def remove_code_context(self, context: Context) -> None:
+        """Kill a context and forget it."""
+        await self._request("remove_context", {"context_id": context.id}, 60.0)
+
     async def run_code(
         self,
         code: str,
         language: str = "python",
         *,
+        context: Context | None = None,
         timeout: float | None = DEFAULT_CODE_TIMEOUT,
         envs: dict[str, str] | None = None,
         on_stdout: OutputHandler | None = None,
@@ -467,6 +501,8 @@ class AsyncSandbox:
         Args:
             code: Source to run.
             language: ``"python"`` (more languages come with richer images).
+            context: A context from :meth:`create_code_context`; default: the
+                sandbox's default context for ``language``.
             timeout: Seconds before the code is interrupted (KeyboardInterrupt, then a
                 context restart if it does not stop). ``None``: no limit.
             envs: Environment variables for this call only.
@@ -481,6 +517,7 @@ class AsyncSandbox:
         execution, _ = await self._run_code(
             code,
             language,
+            context=context,
             timeout=timeout,
             envs=envs,
             on_stdout=on_stdout,
@@ -495,6 +532,7 @@ class AsyncSandbox:
         code: str,
         language: str = "python",
         *,
+        context: Context | None = None,
         timeout: float | None = DEFAULT_CODE_TIMEOUT,
         envs: dict[str, str] | None = None,
         on_stdout: OutputHandler | None = None,
@@ -507,6 +545,8 @@ class AsyncSandbox:
         if not isinstance(code, str):
             raise InvalidArgumentError("code must be a string")
         lang = _LANGUAGE_ALIASES.get(language.lower(), language.lower())
+        if context is not None:
+            lang = context.language
         available = self._conn.hello.get("languages") or ["python"]
         if lang not in available:
             raise InvalidArgumentError(
@@ -517,6 +557,8 @@ class AsyncSandbox:
         if timeout is not None and timeout <= 0:
             raise InvalidArgumentError("timeout must be > 0 seconds or None")
         fields: dict[str, Any] = {"code": code, "language": lang, "timeout": timeout}
+        if context is not None:
+            fields["context_id"] = context.id
         if envs:
             fields["envs"] = {str(k): str(v) for k, v in envs.items()}
         if spill:
@@ -562,6 +604,8 @@ class AsyncSandbox:
             execution.logs.stdout = stdout.chunks()
             execution.logs.stderr = stderr.chunks()
             execution.execution_time = time.monotonic() - started
+        if execution.error is not None and execution.error.name == "ContextNotFound":
+            raise InvalidArgumentError(execution.error.value, sandbox_id=self._sandbox_id)
         execution.execution_count = done.get("execution_count")
         execution.context_restarted = bool(done.get("context_restarted"))
         timed_out = done.get("timed_out")

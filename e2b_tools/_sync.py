@@ -9,6 +9,7 @@ passed to the sync API run on that background thread.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import concurrent.futures
 import os
 import threading
@@ -23,7 +24,7 @@ from ._config import (
     NetworkMode,
     SandboxConfig,
 )
-from ._models import CommandResult, EntryInfo, Execution, SandboxInfo
+from ._models import CommandResult, Context, EntryInfo, Execution, SandboxInfo
 from ._sandbox import (
     AsyncCommands,
     AsyncFiles,
@@ -199,11 +200,28 @@ class Sandbox:
     def __exit__(self, *exc_info: object) -> None:
         self.kill()
 
+    def create_code_context(self, language: str = "python", cwd: str | None = None) -> Context:
+        """Start a new code context; see :meth:`AsyncSandbox.create_code_context`."""
+        return _run(self._inner.create_code_context(language, cwd))
+
+    def list_code_contexts(self) -> builtins.list[Context]:
+        """The sandbox's code contexts."""
+        return _run(self._inner.list_code_contexts())
+
+    def restart_code_context(self, context: Context) -> Context:
+        """Kill and restart a context (its state is lost)."""
+        return _run(self._inner.restart_code_context(context))
+
+    def remove_code_context(self, context: Context) -> None:
+        """Kill a context and forget it."""
+        _run(self._inner.remove_code_context(context))
+
     def run_code(
         self,
         code: str,
         language: str = "python",
         *,
+        context: Context | None = None,
         timeout: float | None = DEFAULT_CODE_TIMEOUT,
         envs: dict[str, str] | None = None,
         on_stdout: OutputHandler | None = None,
@@ -216,6 +234,7 @@ class Sandbox:
             self._inner.run_code(
                 code,
                 language,
+                context=context,
                 timeout=timeout,
                 envs=envs,
                 on_stdout=on_stdout,

@@ -52,6 +52,8 @@ class Kernel:
         self.count = 0
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._buf = b""
+        self.ns["display"] = self.display
+        sys.meta_path.insert(0, _PyplotHook(self))
 
     def send(self, msg: Dict[str, Any]) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -130,6 +132,39 @@ class Kernel:
             raise
         except BaseException as exc:
             self.send_error(exc)
+        # Like a notebook: figures still open at the end of a cell are shown.
+        self.flush_figures()
+
+    def display(self, *objs: Any) -> None:
+        """Show objects as results now (IPython's ``display``), in every format they have."""
+        for obj in objs:
+            self.send_result(obj, main=False)
+
+    def flush_figures(self) -> None:
+        """Send every open matplotlib figure as a PNG result and close it."""
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is None:
+            return
+        try:
+            numbers = plt.get_fignums()
+        except Exception:
+            return
+        for num in numbers:
+            fig = plt.figure(num)
+            self.send_result(fig, main=False)
+        if numbers:
+            plt.close("all")
+
+    def _figure_png(self, value: Any) -> Optional[str]:
+        figure_cls = getattr(sys.modules.get("matplotlib.figure"), "Figure", None)
+        if figure_cls is None or not isinstance(value, figure_cls):
+            return None
+        buf = io.BytesIO()
+        value.savefig(buf, format="png", bbox_inches="tight")
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close(value)  # shown once, not again at the end of the cell
+        return base64.b64encode(buf.getvalue()).decode("ascii")
 
     def run_compiled(self, code: types.CodeType) -> Any:
         if code.co_flags & _CO_COROUTINE:
@@ -146,6 +181,13 @@ class Kernel:
             data["text/plain"] = repr(value)
         except Exception as exc:
             data["text/plain"] = f"<repr failed: {type(exc).__name__}: {exc}>"
+        try:
+            png = self._figure_png(value)
+        except Exception as exc:  # a broken figure must not break the call
+            png = None
+            data["text/plain"] += f" (could not render: {type(exc).__name__}: {exc})"
+        if png is not None:
+            data["image/png"] = png
         for mime, method in _REPR_METHODS:
             fn = getattr(value, method, None)
             if fn is None or isinstance(value, type) or not callable(fn):
@@ -183,6 +225,37 @@ class Kernel:
                 "traceback": "".join(frames),
             }
         )
+
+
+class _PyplotHook:
+    """Makes ``plt.show()`` show figures as results, from the moment pyplot is imported."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "matplotlib.pyplot":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)  # one patch per process; and find the real module
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader = spec.loader
+        real_exec = loader.exec_module
+        kernel = self.kernel
+
+        def exec_module(module: types.ModuleType) -> None:
+            real_exec(module)
+
+            def show(*args: Any, **kwargs: Any) -> None:
+                kernel.flush_figures()
+
+            module.show = show  # type: ignore[attr-defined]
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 def _prepare_interpreter() -> None:

@@ -70,6 +70,10 @@ def _kill_group(pid: int) -> bool:
         return False
 
 
+class ContextNotFound(LookupError):
+    """A request named a code context that does not exist."""
+
+
 class Timers:
     def __init__(self) -> None:
         self._heap: List[Tuple[float, int, Callable[[], None]]] = []
@@ -350,8 +354,19 @@ class PythonContext:
         self.proc = None
         self.ready = False
 
-    def kill(self) -> None:
+    def kill(self, why: str = "") -> None:
+        """Stop the process; calls running or queued on it fail with ``why``."""
+        pending = ([self.current] if self.current is not None else []) + list(self.queue)
+        self.current = None
+        self.queue.clear()
+        self.agent.timers.cancel(self.timer)
+        self.timer = None
         self._teardown()
+        for req in pending:
+            self.agent.fail(req["id"], "ContextRestarted", why or "the code context was stopped")
+
+    def describe(self) -> Dict[str, Any]:
+        return {"id": self.id, "language": self.language, "cwd": self.cwd}
 
     # -- requests ----------------------------------------------------------------
     def submit(self, req: Message) -> None:
@@ -634,6 +649,7 @@ class Agent:
         self.contexts: Dict[str, PythonContext] = {}
         self.commands: Dict[str, Command] = {}
         self.spills: Dict[str, Spill] = {}
+        self.context_seq = 0
         self.deadline: Optional[float] = float(deadline) if deadline else None
         self.deadline_timer: Optional[int] = None
         self.schedule_deadline()
@@ -705,7 +721,15 @@ class Agent:
         os._exit(0)
 
     def context(self, language: str, context_id: Optional[str]) -> PythonContext:
-        key = context_id or f"{language}-default"
+        if context_id:
+            ctx = self.contexts.get(context_id)
+            if ctx is None:
+                raise ContextNotFound(
+                    f"no code context {context_id!r} (removed, or never created); "
+                    "create one with create_code_context()"
+                )
+            return ctx
+        key = f"{language}-default"
         ctx = self.contexts.get(key)
         if ctx is None:
             ctx = self.contexts[key] = PythonContext(self, key, self.workdir)
@@ -822,6 +846,40 @@ class Agent:
             return
         self.start_spill(req)
         self.context(language, req.get("context_id")).submit(req)
+
+    def op_create_context(self, req: Message) -> None:
+        language = req["language"].lower()
+        if language not in LANGUAGES:
+            self.fail(
+                req["id"],
+                "UnsupportedLanguage",
+                f"language {req['language']!r} is not available in this sandbox; "
+                f"available: {', '.join(LANGUAGES)}",
+            )
+            return
+        cwd = self.resolve(req.get("cwd") or self.workdir)
+        if not os.path.isdir(cwd):
+            raise NotADirectoryError(20, "Not a directory", cwd)
+        self.context_seq += 1
+        ctx = PythonContext(self, f"{language}-{self.context_seq}", cwd)
+        self.contexts[ctx.id] = ctx
+        ctx.start()
+        self.finish(req["id"], ctx.describe())
+
+    def op_list_contexts(self, req: Message) -> None:
+        self.finish(req["id"], {"contexts": [c.describe() for c in self.contexts.values()]})
+
+    def op_restart_context(self, req: Message) -> None:
+        ctx = self.context("", req["context_id"])
+        ctx.kill("the code context was restarted while this call was running or waiting")
+        ctx.start()
+        self.finish(req["id"], ctx.describe())
+
+    def op_remove_context(self, req: Message) -> None:
+        ctx = self.context("", req["context_id"])
+        ctx.kill("the code context was removed while this call was running or waiting")
+        del self.contexts[ctx.id]
+        self.finish(req["id"])
 
     def op_command(self, req: Message) -> None:
         self.start_spill(req)

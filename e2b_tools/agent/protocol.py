@@ -82,6 +82,10 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
     "remove": {"path": (_STR, True)},
     "make_dir": {"path": (_STR, True)},
     "set_timeout": {"deadline": (_NUM, True)},
+    "create_context": {"language": (_STR, True), "cwd": (_OPT_STR, False)},
+    "list_contexts": {},
+    "restart_context": {"context_id": (_STR, True)},
+    "remove_context": {"context_id": (_STR, True)},
 }
 
 EVENT_TYPES = frozenset({"hello", "stdout", "stderr", "result", "error", "data", "done"})
