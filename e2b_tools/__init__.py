@@ -36,19 +36,22 @@ from ._models import (
     ExecutionError,
     FileType,
     Logs,
+    ProcessInfo,
     Result,
     SandboxInfo,
 )
-from ._sandbox import AsyncCommands, AsyncFiles, AsyncSandbox
-from ._sync import Commands, Files, Sandbox
+from ._sandbox import AsyncCommandHandle, AsyncCommands, AsyncFiles, AsyncSandbox
+from ._sync import CommandHandle, Commands, Files, Sandbox
 from ._version import __version__
 
 __all__ = [
+    "AsyncCommandHandle",
     "AsyncCommands",
     "AsyncFiles",
     "AsyncSandbox",
     "CommandExitError",
     "CommandExitException",
+    "CommandHandle",
     "CommandResult",
     "Commands",
     "Context",
@@ -64,6 +67,7 @@ __all__ = [
     "Logs",
     "NotFoundError",
     "NotFoundException",
+    "ProcessInfo",
     "ProtocolError",
     "Result",
     "Sandbox",

@@ -168,6 +168,19 @@ class CommandResult(BaseModel):
     """Bytes of stderr dropped from the middle to bound host memory."""
 
 
+class ProcessInfo(BaseModel):
+    """A command running in the sandbox."""
+
+    pid: int
+    """Process id inside the sandbox."""
+    cmd: str
+    """The command line."""
+    cwd: str | None = None
+    """Working directory it was started in (``None``: the workspace)."""
+    stdin: bool = False
+    """Whether its stdin is a pipe that ``send_stdin`` feeds."""
+
+
 class FileType(str, Enum):
     """Kind of a filesystem entry."""
 

@@ -40,6 +40,7 @@ from ._models import (
     EntryInfo,
     Execution,
     ExecutionError,
+    ProcessInfo,
     Result,
     SandboxInfo,
 )
@@ -659,6 +660,7 @@ class AsyncCommands:
     def __init__(self, sandbox: AsyncSandbox) -> None:
         self._sbx = sandbox
 
+    @overload
     async def run(
         self,
         cmd: str,
@@ -667,21 +669,89 @@ class AsyncCommands:
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
         on_stdout: OutputHandler | None = None,
         on_stderr: OutputHandler | None = None,
-    ) -> CommandResult:
+        *,
+        background: Literal[False] = False,
+        stdin: bool = False,
+    ) -> CommandResult: ...
+
+    @overload
+    async def run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        *,
+        background: Literal[True],
+        stdin: bool = False,
+    ) -> AsyncCommandHandle: ...
+
+    async def run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        *,
+        background: bool = False,
+        stdin: bool = False,
+    ) -> CommandResult | AsyncCommandHandle:
         """Run ``cmd`` with bash (``sh`` if the image has no bash) and wait for it.
 
-        The command runs in its own process group with stdin closed; at ``timeout``
-        the whole group is killed.
+        The command runs in its own process group with stdin closed (``stdin=True``
+        gives it a pipe to feed with :meth:`send_stdin`); at ``timeout`` the whole
+        group is killed (``None``: no limit).
+
+        With ``background=True`` it returns at once with a handle (``pid``,
+        ``wait()``, ``kill()``, ``send_stdin()``); the process keeps running across
+        other calls. Pass ``timeout=None`` for servers that should run until killed.
 
         Raises:
             CommandExitError: The command exited non-zero. As in E2B, the exception
                 carries the whole result: ``.stdout``, ``.stderr``, ``.exit_code``.
             SandboxTimeoutError: It ran past ``timeout``; ``.result`` holds its output.
         """
-        result, _ = await self._run(cmd, cwd, envs, timeout, on_stdout, on_stderr)
+        if background:
+            started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            task = asyncio.ensure_future(
+                self._run(
+                    cmd, cwd, envs, timeout, on_stdout, on_stderr, stdin=stdin, started=started
+                )
+            )
+            pending: set[asyncio.Future[Any]] = {started, task}
+            await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if not started.done():
+                await task  # it ended before it started: raises what went wrong
+                raise ProtocolError(
+                    "the command ended without starting", sandbox_id=self._sbx.sandbox_id
+                )
+            return AsyncCommandHandle(self, started.result(), task)
+        result, _ = await self._run(cmd, cwd, envs, timeout, on_stdout, on_stderr, stdin=stdin)
         if result.exit_code != 0:
             raise CommandExitError(result, sandbox_id=self._sbx.sandbox_id)
         return result
+
+    async def list(self) -> builtins.list[ProcessInfo]:
+        """Commands running in the sandbox (started by any client)."""
+        value = await self._sbx._request("list_processes", {}, 30.0)
+        return [ProcessInfo(**p) for p in value.get("processes", [])]
+
+    async def kill(self, pid: int) -> bool:
+        """Kill a command's whole process group; False if no such command runs."""
+        value = await self._sbx._request("kill_process", {"pid": pid}, 30.0)
+        return bool(value.get("killed"))
+
+    async def send_stdin(self, pid: int, data: str) -> None:
+        """Write to the stdin of a command started with ``stdin=True``."""
+        await self._sbx._request("send_stdin", {"pid": pid, "data": data}, 30.0)
+
+    async def close_stdin(self, pid: int) -> None:
+        """Close the stdin of a command started with ``stdin=True`` (it sees EOF)."""
+        await self._sbx._request("close_stdin", {"pid": pid}, 30.0)
 
     async def _run(
         self,
@@ -692,6 +762,8 @@ class AsyncCommands:
         on_stdout: OutputHandler | None = None,
         on_stderr: OutputHandler | None = None,
         spill: dict[str, Any] | None = None,
+        stdin: bool = False,
+        started: asyncio.Future[int] | None = None,
     ) -> tuple[CommandResult, dict[str, Any]]:
         """:meth:`run` without raising on a non-zero exit, plus the ``done`` value."""
         if not isinstance(cmd, str) or not cmd.strip():
@@ -706,6 +778,8 @@ class AsyncCommands:
             fields["envs"] = {str(k): str(v) for k, v in envs.items()}
         if spill:
             fields["spill"] = spill
+        if stdin:
+            fields["stdin"] = True
         stdout = BoundedText(sbx.config.output_limit)
         stderr = BoundedText(sbx.config.output_limit)
         error: Message | None = None
@@ -722,6 +796,9 @@ class AsyncCommands:
                 stderr.add(event["text"])
                 if on_stderr:
                     await _maybe_await(on_stderr(event["text"]))
+            elif kind == "started":
+                if started is not None and not started.done():
+                    started.set_result(int(event["pid"]))
             elif kind == "error":
                 error = event
             elif kind == "done":
@@ -752,6 +829,44 @@ class AsyncCommands:
         if result.exit_code != 0:
             result.error = f"exit code {result.exit_code}"
         return result, done
+
+
+class AsyncCommandHandle:
+    """A command started with ``background=True``."""
+
+    def __init__(
+        self,
+        commands: AsyncCommands,
+        pid: int,
+        task: asyncio.Future[tuple[CommandResult, dict[str, Any]]],
+    ) -> None:
+        self._commands = commands
+        self._pid = pid
+        self._task = task
+
+    @property
+    def pid(self) -> int:
+        """Process id inside the sandbox."""
+        return self._pid
+
+    async def wait(self) -> CommandResult:
+        """Wait for the command to finish; raises :class:`CommandExitError` on non-zero."""
+        result, _ = await asyncio.shield(self._task)
+        if result.exit_code != 0:
+            raise CommandExitError(result, sandbox_id=self._commands._sbx.sandbox_id)
+        return result
+
+    async def kill(self) -> bool:
+        """Kill the command's whole process group."""
+        return await self._commands.kill(self._pid)
+
+    async def send_stdin(self, data: str) -> None:
+        """Write to the command's stdin (it must run with ``stdin=True``)."""
+        await self._commands.send_stdin(self._pid, data)
+
+    async def close_stdin(self) -> None:
+        """Close the command's stdin."""
+        await self._commands.close_stdin(self._pid)
 
 
 _FILE_TIMEOUT = 120.0

@@ -24,8 +24,9 @@ from ._config import (
     NetworkMode,
     SandboxConfig,
 )
-from ._models import CommandResult, Context, EntryInfo, Execution, SandboxInfo
+from ._models import CommandResult, Context, EntryInfo, Execution, ProcessInfo, SandboxInfo
 from ._sandbox import (
+    AsyncCommandHandle,
     AsyncCommands,
     AsyncFiles,
     AsyncSandbox,
@@ -251,6 +252,7 @@ class Commands:
     def __init__(self, inner: AsyncCommands) -> None:
         self._inner = inner
 
+    @overload
     def run(
         self,
         cmd: str,
@@ -259,9 +261,90 @@ class Commands:
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
         on_stdout: OutputHandler | None = None,
         on_stderr: OutputHandler | None = None,
-    ) -> CommandResult:
-        """Run a command and wait for it; see :meth:`AsyncCommands.run`."""
-        return _run(self._inner.run(cmd, cwd, envs, timeout, on_stdout, on_stderr))
+        *,
+        background: Literal[False] = False,
+        stdin: bool = False,
+    ) -> CommandResult: ...
+
+    @overload
+    def run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        *,
+        background: Literal[True],
+        stdin: bool = False,
+    ) -> CommandHandle: ...
+
+    def run(
+        self,
+        cmd: str,
+        cwd: str | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        *,
+        background: bool = False,
+        stdin: bool = False,
+    ) -> CommandResult | CommandHandle:
+        """Run a command; see :meth:`AsyncCommands.run`."""
+        if background:
+            handle = _run(
+                self._inner.run(
+                    cmd, cwd, envs, timeout, on_stdout, on_stderr, background=True, stdin=stdin
+                )
+            )
+            return CommandHandle(handle)
+        return _run(self._inner.run(cmd, cwd, envs, timeout, on_stdout, on_stderr, stdin=stdin))
+
+    def list(self) -> builtins.list[ProcessInfo]:
+        """Commands running in the sandbox."""
+        return _run(self._inner.list())
+
+    def kill(self, pid: int) -> bool:
+        """Kill a command's whole process group."""
+        return _run(self._inner.kill(pid))
+
+    def send_stdin(self, pid: int, data: str) -> None:
+        """Write to a command's stdin (started with ``stdin=True``)."""
+        _run(self._inner.send_stdin(pid, data))
+
+    def close_stdin(self, pid: int) -> None:
+        """Close a command's stdin."""
+        _run(self._inner.close_stdin(pid))
+
+
+class CommandHandle:
+    """A command started with ``background=True`` (blocking API)."""
+
+    def __init__(self, inner: AsyncCommandHandle) -> None:
+        self._inner = inner
+
+    @property
+    def pid(self) -> int:
+        """Process id inside the sandbox."""
+        return self._inner.pid
+
+    def wait(self) -> CommandResult:
+        """Wait for the command; raises :class:`CommandExitError` on non-zero exit."""
+        return _run(self._inner.wait())
+
+    def kill(self) -> bool:
+        """Kill the command's whole process group."""
+        return _run(self._inner.kill())
+
+    def send_stdin(self, data: str) -> None:
+        """Write to the command's stdin."""
+        _run(self._inner.send_stdin(data))
+
+    def close_stdin(self) -> None:
+        """Close the command's stdin."""
+        _run(self._inner.close_stdin())
 
 
 class Files:

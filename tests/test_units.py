@@ -9,8 +9,14 @@ import pytest
 
 import e2b_tools
 from e2b_tools import _bundle
-from e2b_tools._sandbox import AsyncCommands, AsyncFiles, AsyncSandbox, BoundedText
-from e2b_tools._sync import Commands, Files, Sandbox
+from e2b_tools._sandbox import (
+    AsyncCommandHandle,
+    AsyncCommands,
+    AsyncFiles,
+    AsyncSandbox,
+    BoundedText,
+)
+from e2b_tools._sync import CommandHandle, Commands, Files, Sandbox
 from e2b_tools.agent import protocol
 
 
@@ -88,7 +94,12 @@ def test_all_is_the_public_api() -> None:
 
 @pytest.mark.parametrize(
     ("sync_cls", "async_cls"),
-    [(Sandbox, AsyncSandbox), (Commands, AsyncCommands), (Files, AsyncFiles)],
+    [
+        (Sandbox, AsyncSandbox),
+        (Commands, AsyncCommands),
+        (Files, AsyncFiles),
+        (CommandHandle, AsyncCommandHandle),
+    ],
 )
 def test_sync_facade_matches_async_signatures(sync_cls: type, async_cls: type) -> None:
     async_methods = {

@@ -536,7 +536,7 @@ class PythonContext:
 
 
 class Command:
-    """One shell command in its own process group, stdin closed."""
+    """One shell command in its own process group; stdin closed unless asked for."""
 
     def __init__(self, agent: Agent, req: Message) -> None:
         self.agent = agent
@@ -550,9 +550,12 @@ class Command:
         env = agent.child_env(req.get("envs"))
         cwd = agent.resolve(req.get("cwd") or agent.workdir)
         shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+        self.stdin_fd = -1
+        self.stdin_pending = b""
+        self.stdin_closing = False
         self.proc = subprocess.Popen(
             [shell, "-c", req["cmd"]],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE if req.get("stdin") else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             cwd=cwd,
@@ -566,9 +569,55 @@ class Command:
         ]
         self.proc.stdout.close()
         self.proc.stderr.close()
+        if self.proc.stdin is not None:
+            self.stdin_fd = os.dup(self.proc.stdin.fileno())
+            self.proc.stdin.close()
+            os.set_blocking(self.stdin_fd, False)
+        agent.send({"id": self.rid, "type": "started", "pid": self.proc.pid})
         timeout = req.get("timeout")
         if timeout:
             self.timer = agent.timers.add(float(timeout), self.on_timeout)
+
+    def describe(self) -> Dict[str, Any]:
+        return {
+            "pid": self.proc.pid,
+            "cmd": self.req["cmd"],
+            "cwd": self.req.get("cwd"),
+            "stdin": self.stdin_fd >= 0,
+        }
+
+    def write_stdin(self, data: bytes) -> None:
+        if self.stdin_fd < 0 or self.stdin_closing:
+            raise BrokenPipeError(32, "stdin of this process is closed (run it with stdin=True)")
+        self.stdin_pending += data
+        self.flush_stdin()
+
+    def close_stdin(self) -> None:
+        self.stdin_closing = True
+        self.flush_stdin()
+
+    def flush_stdin(self) -> None:
+        """Write what the pipe takes now; the rest waits for the pipe to drain."""
+        if self.stdin_fd < 0:
+            return
+        try:
+            while self.stdin_pending:
+                n = os.write(self.stdin_fd, self.stdin_pending)
+                self.stdin_pending = self.stdin_pending[n:]
+        except BlockingIOError:
+            pass
+        except OSError:  # the process closed its end: nothing more to deliver
+            self.stdin_pending = b""
+            self.stdin_closing = True
+        registered = self.stdin_fd in self.agent.sel.get_map()
+        if self.stdin_pending and not registered:
+            self.agent.sel.register(self.stdin_fd, selectors.EVENT_WRITE, self.flush_stdin)
+        elif not self.stdin_pending:
+            if registered:
+                self.agent.sel.unregister(self.stdin_fd)
+            if self.stdin_closing:
+                os.close(self.stdin_fd)
+                self.stdin_fd = -1
 
     def current_request(self) -> Optional[str]:
         return self.rid
@@ -606,6 +655,9 @@ class Command:
         if code is None:
             return
         self.finished = True
+        if self.stdin_fd >= 0:
+            self.stdin_pending = b""
+            self.close_stdin()
         self.agent.timers.cancel(self.timer)
         self.agent.timers.cancel(self.drain_timer)
         self.agent.commands.pop(self.rid, None)
@@ -905,6 +957,32 @@ class Agent:
         for ctx in self.contexts.values():
             found = ctx.cancel(target) or found
         self.finish(req["id"], {"found": found})
+
+    def process(self, pid: int) -> Command:
+        for cmd in self.commands.values():
+            if cmd.proc.pid == pid:
+                return cmd
+        raise ProcessLookupError(3, f"no running command with pid {pid}")
+
+    def op_send_stdin(self, req: Message) -> None:
+        self.process(req["pid"]).write_stdin(req["data"].encode("utf-8"))
+        self.finish(req["id"])
+
+    def op_close_stdin(self, req: Message) -> None:
+        self.process(req["pid"]).close_stdin()
+        self.finish(req["id"])
+
+    def op_kill_process(self, req: Message) -> None:
+        try:
+            cmd = self.process(req["pid"])
+        except ProcessLookupError:
+            self.finish(req["id"], {"killed": False})
+            return
+        cmd.kill()
+        self.finish(req["id"], {"killed": True})
+
+    def op_list_processes(self, req: Message) -> None:
+        self.finish(req["id"], {"processes": [c.describe() for c in self.commands.values()]})
 
     def op_read_file(self, req: Message) -> None:
         path = self.resolve(req["path"])

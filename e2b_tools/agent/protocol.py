@@ -24,6 +24,10 @@ characters, the agent writes all of it to ``path`` too and the ``done`` value sa
 (``"spilled": {"path", "chars", "bytes", "lines"}``), so a host that keeps only part of a huge
 output can point at the whole of it.
 
+``command`` sends a ``started`` event with the process's ``pid`` as soon as it runs;
+with ``"stdin": true`` its stdin is a pipe fed by ``send_stdin`` / ``close_stdin``
+(otherwise it is closed). ``kill_process`` kills a command's whole process group.
+
 The first request on a stream is ``hello``; the agent answers with a ``hello`` event
 carrying its ``protocol_version`` before the ``done``.
 """
@@ -65,8 +69,13 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "envs": (_DICT, False),
         "timeout": (_OPT_NUM, False),
         "spill": (_DICT, False),
+        "stdin": (_BOOL, False),
     },
     "cancel": {"target": (_STR, True)},
+    "send_stdin": {"pid": (_INT, True), "data": (_STR, True)},
+    "close_stdin": {"pid": (_INT, True)},
+    "kill_process": {"pid": (_INT, True)},
+    "list_processes": {},
     "read_file": {
         "path": (_STR, True),
         "offset": (_INT, False),
@@ -88,7 +97,7 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
     "remove_context": {"context_id": (_STR, True)},
 }
 
-EVENT_TYPES = frozenset({"hello", "stdout", "stderr", "result", "error", "data", "done"})
+EVENT_TYPES = frozenset({"hello", "started", "stdout", "stderr", "result", "error", "data", "done"})
 
 Message = Dict[str, Any]
 
