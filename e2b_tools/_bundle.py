@@ -36,7 +36,8 @@ _SOURCE_DIR = Path(__file__).parent / "agent"
 @functools.cache
 def agent_files() -> dict[str, bytes]:
     """The agent package's files, by name relative to the package directory."""
-    return {p.name: p.read_bytes() for p in sorted(_SOURCE_DIR.glob("*.py")) if p.is_file()}
+    paths = sorted([*_SOURCE_DIR.glob("*.py"), *_SOURCE_DIR.glob("*.js")])
+    return {p.name: p.read_bytes() for p in paths if p.is_file()}
 
 
 @functools.cache

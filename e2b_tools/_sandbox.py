@@ -55,7 +55,7 @@ ErrorHandler = Callable[[ExecutionError], "Awaitable[None] | None"]
 _HANDSHAKE_TIMEOUT = 30.0
 # Extra seconds the host waits past a call's own timeout before it gives up on the agent.
 _HOST_GRACE = 15.0
-_LANGUAGE_ALIASES = {"py": "python", "python3": "python"}
+_LANGUAGE_ALIASES = {"py": "python", "python3": "python", "js": "javascript", "ts": "typescript"}
 
 
 class _CallTimeout(Exception):
@@ -613,7 +613,7 @@ class AsyncSandbox:
         if timed_out == "interrupted":
             raise SandboxTimeoutError(
                 f"run_code exceeded timeout={timeout:g}s and was interrupted with "
-                "KeyboardInterrupt; the context's variables were kept. Pass a larger "
+                "KeyboardInterrupt (SIGINT); the context's variables were kept. Pass a larger "
                 "timeout= to run_code() if the code needs more time",
                 sandbox_id=self._sandbox_id,
                 execution=execution,

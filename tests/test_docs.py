@@ -15,6 +15,8 @@ def test_tools_reference_is_current() -> None:
     spec.loader.exec_module(gen)
     committed = (ROOT / "docs" / "tools.md").read_text()
     assert committed == gen.render(), "docs/tools.md is stale: run python scripts/gen_tools_doc.py"
+    languages = (ROOT / "docs" / "languages.md").read_text()
+    assert languages == gen.render_languages(), "docs/languages.md is stale: run make docs"
 
 
 def test_docs_name_only_existing_files() -> None:

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from . import kernel_python, protocol
+from . import kernel_python, languages, protocol
 from .protocol import Message
 
 READ_CHUNK = 1 << 16
@@ -32,7 +32,8 @@ FILE_CHUNK = 1 << 20
 # After a command's main process exits, how long to keep reading output that its
 # background children may still write before the call returns.
 EXIT_DRAIN_SECONDS = 0.2
-LANGUAGES = ("python",)
+ALIASES = languages.aliases()
+LANGUAGES = languages.available()
 
 
 def _log(msg: str) -> None:
@@ -306,14 +307,7 @@ class PythonContext:
         env = self.agent.child_env()
         cwd = self.cwd if os.path.isdir(self.cwd) else "/"
         try:
-            self.proc = ForkedProcess(
-                lambda: kernel_python.main(req_r, ctl_w),
-                keep=(req_r, ctl_w),
-                stdout=out_w,
-                stderr=err_w,
-                env=env,
-                cwd=cwd,
-            )
+            self.proc = self.spawn(req_r, ctl_w, out_w, err_w, env, cwd)
         finally:
             for fd in (req_r, ctl_w, out_w, err_w):
                 os.close(fd)
@@ -327,6 +321,18 @@ class PythonContext:
             Stream(self.agent, out_r, "stdout", self),
             Stream(self.agent, err_r, "stderr", self),
         ]
+
+    def spawn(
+        self, req_r: int, ctl_w: int, out_w: int, err_w: int, env: Dict[str, str], cwd: str
+    ) -> Any:
+        return ForkedProcess(
+            lambda: kernel_python.main(req_r, ctl_w),
+            keep=(req_r, ctl_w),
+            stdout=out_w,
+            stderr=err_w,
+            env=env,
+            cwd=cwd,
+        )
 
     def current_request(self) -> Optional[str]:
         return self.current["id"] if self.current else None
@@ -432,7 +438,7 @@ class PythonContext:
                 "name": "ContextRestarted",
                 "value": (
                     f"the code did not stop within {self.agent.interrupt_grace:g}s of "
-                    "KeyboardInterrupt, so the python context was killed and restarted; "
+                    f"KeyboardInterrupt, so the {self.language} context was killed and restarted; "
                     "its variables and imports were lost"
                 ),
                 "traceback": "",
@@ -522,7 +528,7 @@ class PythonContext:
                     "type": "error",
                     "name": "ContextDied",
                     "value": (
-                        f"the python context {how}; its variables and imports were lost "
+                        f"the {self.language} context {how}; its variables and imports were lost "
                         "and the next call runs in a fresh context"
                     ),
                     "traceback": "",
@@ -533,6 +539,34 @@ class PythonContext:
         self.restarts += 1
         if self.queue:
             self.start()
+
+
+class NodeContext(PythonContext):
+    """A stateful JavaScript or TypeScript process (``node`` running kernel_node.js)."""
+
+    def __init__(self, agent: Agent, context_id: str, cwd: str, language: str) -> None:
+        super().__init__(agent, context_id, cwd)
+        self.language = language
+
+    def spawn(
+        self, req_r: int, ctl_w: int, out_w: int, err_w: int, env: Dict[str, str], cwd: str
+    ) -> Any:
+        kernel = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_node.js")
+        node_path = [p for p in env.get("NODE_PATH", "").split(os.pathsep) if p]
+        for extra in ("/usr/share/nodejs", "/usr/lib/node_modules", "/usr/local/lib/node_modules"):
+            if os.path.isdir(extra) and extra not in node_path:
+                node_path.append(extra)
+        env = dict(env, NODE_PATH=os.pathsep.join(node_path))
+        return subprocess.Popen(
+            ["node", kernel, str(req_r), str(ctl_w), self.language],
+            stdin=subprocess.DEVNULL,
+            stdout=out_w,
+            stderr=err_w,
+            pass_fds=(req_r, ctl_w),
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
 
 
 class Command:
@@ -784,8 +818,13 @@ class Agent:
         key = f"{language}-default"
         ctx = self.contexts.get(key)
         if ctx is None:
-            ctx = self.contexts[key] = PythonContext(self, key, self.workdir)
+            ctx = self.contexts[key] = self.new_context(key, language, self.workdir)
         return ctx
+
+    def new_context(self, context_id: str, language: str, cwd: str) -> PythonContext:
+        if language == "python":
+            return PythonContext(self, context_id, cwd)
+        return NodeContext(self, context_id, cwd, language)
 
     # -- the loop ----------------------------------------------------------------
     def run(self) -> None:
@@ -887,7 +926,7 @@ class Agent:
         self.finish(req["id"], {"deadline": self.deadline})
 
     def op_run_code(self, req: Message) -> None:
-        language = req["language"].lower()
+        language = ALIASES.get(req["language"].lower(), req["language"].lower())
         if language not in LANGUAGES:
             self.fail(
                 req["id"],
@@ -900,7 +939,7 @@ class Agent:
         self.context(language, req.get("context_id")).submit(req)
 
     def op_create_context(self, req: Message) -> None:
-        language = req["language"].lower()
+        language = ALIASES.get(req["language"].lower(), req["language"].lower())
         if language not in LANGUAGES:
             self.fail(
                 req["id"],
@@ -913,7 +952,7 @@ class Agent:
         if not os.path.isdir(cwd):
             raise NotADirectoryError(20, "Not a directory", cwd)
         self.context_seq += 1
-        ctx = PythonContext(self, f"{language}-{self.context_seq}", cwd)
+        ctx = self.new_context(f"{language}-{self.context_seq}", language, cwd)
         self.contexts[ctx.id] = ctx
         ctx.start()
         self.finish(req["id"], ctx.describe())

@@ -73,8 +73,10 @@ class _Input(BaseModel):
 class RunCodeInput(_Input):
     """Arguments of ``run_code``."""
 
-    code: str = Field(min_length=1, description="Python source to run.")
-    language: str = Field(default="python", description="Language of the code: python.")
+    code: str = Field(min_length=1, description="Source code to run.")
+    language: str = Field(
+        default="python", description="python, javascript or typescript (each has its own state)."
+    )
     timeout: float | None = Field(
         default=None, gt=0, le=3600, description="Seconds before the code is interrupted (300)."
     )

@@ -1,0 +1,80 @@
+"""The table of languages ``run_code`` accepts (standard library only).
+
+One entry per language: its aliases, how its state behaves, which image has it and
+what must be installed for it. The agent derives its aliases and its list of available
+languages from this table, and ``docs/languages.md`` is generated from it.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple, TypedDict
+
+
+class LanguageSpec(TypedDict):
+    name: str
+    aliases: List[str]
+    state: str
+    image: str
+    needs: List[str]
+    runtime: str
+
+
+LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
+    {
+        "name": "python",
+        "aliases": ["py", "python3"],
+        "state": "stateful: variables, imports and cwd persist per context",
+        "image": "default",
+        "needs": [],
+        "runtime": "python3, forked from the agent (about 1 ms per new context)",
+    },
+    {
+        "name": "javascript",
+        "aliases": ["js"],
+        "state": "stateful: globals and top-level let/const/function persist; top-level await",
+        "image": "default",
+        "needs": ["node"],
+        "runtime": "node running kernel_node.js (vm.runInThisContext)",
+    },
+    {
+        "name": "typescript",
+        "aliases": ["ts"],
+        "state": "stateful, like javascript (transpiled inside the sandbox)",
+        "image": "default",
+        "needs": ["node", "typescript"],
+        "runtime": "node + the typescript package's transpileModule",
+    },
+)
+
+_TS_DIRS = (
+    "/usr/share/nodejs/typescript",
+    "/usr/lib/node_modules/typescript",
+    "/usr/local/lib/node_modules/typescript",
+)
+
+
+def aliases() -> Dict[str, str]:
+    """Alias -> language name, names included."""
+    out: Dict[str, str] = {}
+    for entry in LANGUAGE_TABLE:
+        out[entry["name"]] = entry["name"]
+        for alias in entry["aliases"]:
+            out[alias] = entry["name"]
+    return out
+
+
+def available() -> Tuple[str, ...]:
+    """The languages whose needs this machine meets, in table order."""
+    import os
+    import shutil
+
+    def has(need: str) -> bool:
+        if need == "typescript":
+            return any(os.path.isdir(d) for d in _TS_DIRS)
+        return shutil.which(need) is not None
+
+    found: List[str] = []
+    for entry in LANGUAGE_TABLE:
+        if all(has(n) for n in entry["needs"]):
+            found.append(entry["name"])
+    return tuple(found)

@@ -1,0 +1,71 @@
+"""JavaScript and TypeScript contexts, against real sandboxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from e2b_tools import InvalidArgumentError, Sandbox, SandboxTimeoutError
+
+
+def test_javascript_state_results_and_console(sandbox: Sandbox) -> None:
+    assert sandbox.run_code("let n = 40; const add = (a, b) => a + b;", language="js").text is None
+    execution = sandbox.run_code("console.log('hi'); add(n, 2)", language="javascript")
+    assert execution.text == "42"
+    assert execution.logs.stdout == ["hi\n"]
+    assert sandbox.run_code("({a: 1, b: [1, 2]})", language="js").results[0].formats() == [
+        "text",
+        "json",
+    ]
+    assert sandbox.run_code("'str'", language="js").text == "'str'"
+
+
+def test_javascript_top_level_await_keeps_declarations(sandbox: Sandbox) -> None:
+    code = (
+        "const v = await new Promise((r) => setTimeout(() => r(5), 10));\n"
+        "function twice() { return v * 2 }\n"
+        "twice()"
+    )
+    assert sandbox.run_code(code, language="js").text == "10"
+    assert sandbox.run_code("twice() + v", language="js").text == "15"
+
+
+def test_javascript_errors_and_timeouts(sandbox: Sandbox) -> None:
+    execution = sandbox.run_code(
+        "function f() { throw new TypeError('bad input') }\nf()", language="js"
+    )
+    assert execution.error is not None
+    assert (execution.error.name, execution.error.value) == ("TypeError", "bad input")
+    assert "at f (<cell-" in execution.error.traceback
+    assert (
+        "node:" not in execution.error.traceback and "kernel_node" not in execution.error.traceback
+    )
+    sandbox.run_code("var kept = 'yes'", language="js")
+    with pytest.raises(SandboxTimeoutError, match="interrupted"):
+        sandbox.run_code("while (true) {}", language="js", timeout=1)
+    assert sandbox.run_code("kept", language="js").text == "'yes'"
+
+
+def test_typescript_is_transpiled_in_the_sandbox(sandbox: Sandbox) -> None:
+    code = (
+        "interface Point { x: number; y: number }\n"
+        "enum Color { Red, Green, Blue }\n"
+        "const p: Point = { x: 3, y: 4 };\n"
+        "function norm(q: Point): number { return Math.hypot(q.x, q.y) }\n"
+        "norm(p) + Color.Blue"
+    )
+    assert sandbox.run_code(code, language="ts").text == "7"
+    assert sandbox.run_code("norm({ x: 6, y: 8 })", language="typescript").text == "10"
+
+
+def test_languages_have_separate_state(sandbox: Sandbox) -> None:
+    sandbox.run_code("shared = 'python'")
+    sandbox.run_code("var shared = 'js'", language="js")
+    assert sandbox.run_code("shared").text == "'python'"
+    assert sandbox.run_code("shared", language="js").text == "'js'"
+    ctx = sandbox.create_code_context(language="js")
+    assert sandbox.run_code("typeof shared", context=ctx).text == "'undefined'"
+
+
+def test_unknown_language_lists_the_available_ones(sandbox: Sandbox) -> None:
+    with pytest.raises(InvalidArgumentError, match="available: python, javascript, typescript"):
+        sandbox.run_code("1", language="cobol")
