@@ -44,6 +44,7 @@ from ._models import (
     Result,
     SandboxInfo,
 )
+from .agent.languages import aliases as language_aliases
 from .agent.protocol import Message
 from .backends.docker import DockerBackend, default_backend
 
@@ -55,7 +56,7 @@ ErrorHandler = Callable[[ExecutionError], "Awaitable[None] | None"]
 _HANDSHAKE_TIMEOUT = 30.0
 # Extra seconds the host waits past a call's own timeout before it gives up on the agent.
 _HOST_GRACE = 15.0
-_LANGUAGE_ALIASES = {"py": "python", "python3": "python", "js": "javascript", "ts": "typescript"}
+_LANGUAGE_ALIASES = language_aliases()
 
 
 class _CallTimeout(Exception):

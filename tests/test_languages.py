@@ -67,5 +67,33 @@ def test_languages_have_separate_state(sandbox: Sandbox) -> None:
 
 
 def test_unknown_language_lists_the_available_ones(sandbox: Sandbox) -> None:
-    with pytest.raises(InvalidArgumentError, match="available: python, javascript, typescript"):
+    with pytest.raises(
+        InvalidArgumentError, match="available: python, bash, javascript, typescript"
+    ):
         sandbox.run_code("1", language="cobol")
+
+
+def test_bash_is_stateful(sandbox: Sandbox) -> None:
+    sandbox.files.make_dir("work")
+    setup = 'cd work && export GREETING=hello && greet() { echo "$GREETING $1"; }'
+    assert sandbox.run_code(setup, language="bash").error is None
+    execution = sandbox.run_code("pwd; greet world", language="sh")
+    assert "".join(execution.logs.stdout) == "/home/user/work\nhello world\n"
+    # Per-call variables do not stick; stdin cannot swallow the next request.
+    assert sandbox.run_code(
+        "echo ${ONCE:-unset}", language="bash", envs={"ONCE": "1"}
+    ).logs.stdout == ["1\n"]
+    assert sandbox.run_code("read line; echo ${ONCE:-unset}", language="bash").logs.stdout == [
+        "unset\n"
+    ]
+
+
+def test_bash_errors_and_interrupts(sandbox: Sandbox) -> None:
+    failed = sandbox.run_code("ls /nope", language="bash")
+    assert failed.error is not None and failed.error.name == "NonZeroExit"
+    assert "code 2" in failed.error.value
+    assert "No such file" in "".join(failed.logs.stderr)
+    sandbox.run_code("KEEP=me", language="bash")
+    with pytest.raises(SandboxTimeoutError, match="variables were kept"):
+        sandbox.run_code("sleep 60", language="bash", timeout=1)
+    assert sandbox.run_code("echo $KEEP", language="bash").logs.stdout == ["me\n"]

@@ -29,6 +29,14 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
         "runtime": "python3, forked from the agent (about 1 ms per new context)",
     },
     {
+        "name": "bash",
+        "aliases": ["sh", "shell"],
+        "state": "stateful: cd, variables, functions and exports persist per context",
+        "image": "default",
+        "needs": ["bash"],
+        "runtime": "bash sourcing each call's code; a non-zero $? is the error",
+    },
+    {
         "name": "javascript",
         "aliases": ["js"],
         "state": "stateful: globals and top-level let/const/function persist; top-level await",

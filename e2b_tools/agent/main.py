@@ -15,11 +15,13 @@ import itertools
 import json
 import os
 import selectors
+import shlex
 import shutil
 import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections import deque
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
@@ -386,8 +388,7 @@ class PythonContext:
             return
         self.current = req = self.queue.popleft()
         self.timed_out = None
-        msg = {"code": req["code"], "envs": req.get("envs") or {}}
-        data = protocol.encode(msg)
+        data = self.encode_request(req)
         try:
             while data:
                 data = data[os.write(self.req_fd, data) :]
@@ -397,6 +398,13 @@ class PythonContext:
         timeout = req.get("timeout")
         if timeout:
             self.timer = self.agent.timers.add(float(timeout), self.on_timeout)
+
+    def encode_request(self, req: Message) -> bytes:
+        """What the kernel reads for one request."""
+        return protocol.encode({"code": req["code"], "envs": req.get("envs") or {}})
+
+    def send_interrupt(self, pid: int) -> None:
+        os.kill(pid, signal.SIGINT)
 
     def cancel(self, rid: str) -> bool:
         if self.current is not None and self.current["id"] == rid:
@@ -418,7 +426,7 @@ class PythonContext:
             return
         self.timed_out = why
         try:
-            os.kill(self.proc.pid, signal.SIGINT)
+            self.send_interrupt(self.proc.pid)
         except ProcessLookupError:
             return
         rid = self.current["id"]
@@ -567,6 +575,80 @@ class NodeContext(PythonContext):
             env=env,
             start_new_session=True,
         )
+
+
+class BashContext(PythonContext):
+    """A stateful bash process: ``cd``, variables and functions persist across calls.
+
+    Each call's code is written to a file and ``source``d with stdin from /dev/null (so
+    it cannot swallow the next request); then the shell reports ``$?`` on the control
+    pipe. ``trap : INT`` lets an interrupt stop the running command, not the shell.
+    """
+
+    language = "bash"
+
+    def spawn(
+        self, req_r: int, ctl_w: int, out_w: int, err_w: int, env: Dict[str, str], cwd: str
+    ) -> Any:
+        self.ctl_number = ctl_w
+        self.cells = tempfile.mkdtemp(prefix=f".e2b-tools-bash-{self.id}-")
+        self.count = 0
+        return subprocess.Popen(
+            ["bash", "--norc", "--noprofile"],
+            stdin=req_r,
+            stdout=out_w,
+            stderr=err_w,
+            pass_fds=(ctl_w,),
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
+
+    def start(self) -> None:
+        super().start()
+        boot = f'trap : INT\nbuiltin printf \'{{"type":"ready"}}\\n\' >&{self.ctl_number}\n'
+        os.write(self.req_fd, boot.encode())
+
+    def encode_request(self, req: Message) -> bytes:
+        self.count += 1
+        cell = os.path.join(self.cells, f"cell-{self.count}.sh")
+        with open(cell, "w", encoding="utf-8") as f:
+            f.write(req["code"])
+        lines = []
+        envs = req.get("envs") or {}
+        for key, value in envs.items():
+            if str(key).isidentifier():
+                lines.append(f"export {key}={shlex.quote(str(value))}")
+        lines.append(f"builtin source {shlex.quote(cell)} < /dev/null")
+        lines.append("__e2b_status=$?")
+        for key in envs:
+            if str(key).isidentifier():
+                lines.append(f"unset {key}")
+        lines.append(
+            'builtin printf \'{"type":"done","exit_code":%d,"execution_count":%d}\\n\' '
+            f'"$__e2b_status" {self.count} >&{self.ctl_number}'
+        )
+        return ("\n".join(lines) + "\n").encode("utf-8")
+
+    def send_interrupt(self, pid: int) -> None:
+        # The shell ignores INT (trap); the command it runs, in its group, stops.
+        os.killpg(pid, signal.SIGINT)
+
+    def on_kernel_message(self, msg: Message) -> None:
+        code = msg.get("exit_code")
+        if msg.get("type") == "done" and self.current is not None and code:
+            for s in self.streams:
+                s.read_available()
+            self.agent.send(
+                {
+                    "id": self.current["id"],
+                    "type": "error",
+                    "name": "NonZeroExit",
+                    "value": f"the last command exited with code {code}",
+                    "traceback": "",
+                }
+            )
+        super().on_kernel_message(msg)
 
 
 class Command:
@@ -824,6 +906,8 @@ class Agent:
     def new_context(self, context_id: str, language: str, cwd: str) -> PythonContext:
         if language == "python":
             return PythonContext(self, context_id, cwd)
+        if language == "bash":
+            return BashContext(self, context_id, cwd)
         return NodeContext(self, context_id, cwd, language)
 
     # -- the loop ----------------------------------------------------------------
