@@ -628,6 +628,13 @@ class AsyncSandbox:
                 sandbox_id=self._sandbox_id,
                 execution=execution,
             )
+        if timed_out == "killed":
+            raise SandboxTimeoutError(
+                f"run_code exceeded timeout={timeout:g}s and the {lang} program was killed. "
+                "Pass a larger timeout= to run_code() if it needs more time",
+                sandbox_id=self._sandbox_id,
+                execution=execution,
+            )
         return execution, done
 
 

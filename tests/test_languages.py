@@ -68,7 +68,7 @@ def test_languages_have_separate_state(sandbox: Sandbox) -> None:
 
 def test_unknown_language_lists_the_available_ones(sandbox: Sandbox) -> None:
     with pytest.raises(
-        InvalidArgumentError, match="available: python, bash, javascript, typescript"
+        InvalidArgumentError, match="available: python, bash, javascript, typescript, c, cpp"
     ):
         sandbox.run_code("1", language="cobol")
 
@@ -97,3 +97,30 @@ def test_bash_errors_and_interrupts(sandbox: Sandbox) -> None:
     with pytest.raises(SandboxTimeoutError, match="variables were kept"):
         sandbox.run_code("sleep 60", language="bash", timeout=1)
     assert sandbox.run_code("echo $KEEP", language="bash").logs.stdout == ["me\n"]
+
+
+def test_c_and_cpp_are_built_and_run_per_call(sandbox: Sandbox) -> None:
+    c = sandbox.run_code(
+        '#include <stdio.h>\n#include <math.h>\nint main(void) { printf("%.0f\\n", sqrt(1764)); }',
+        language="c",
+    )
+    assert c.error is None and c.logs.stdout == ["42\n"]
+    cpp = sandbox.run_code(
+        "#include <iostream>\n#include <vector>\n"
+        "int main() { std::vector<int> v{1, 2, 3}; std::cout << v.size() << '\\n'; return 3; }",
+        language="c++",
+    )
+    assert cpp.logs.stdout == ["3\n"]
+    assert cpp.error is not None and cpp.error.value == "the program exited with code 3"
+    broken = sandbox.run_code("int main(void) { return oops; }", language="c")
+    assert broken.error is not None and broken.error.name == "CompileError"
+    assert "oops" in "".join(broken.logs.stderr)
+    with pytest.raises(SandboxTimeoutError, match="c program was killed"):
+        sandbox.run_code("int main(void) { for (;;); }", language="c", timeout=2)
+    with pytest.raises(InvalidArgumentError, match="stateless"):
+        sandbox.create_code_context(language="c")
+
+
+def test_programs_can_be_executed_from_the_workspace(sandbox: Sandbox) -> None:
+    sandbox.files.write("hello.sh", "#!/bin/sh\necho executable\n")
+    assert sandbox.commands.run("chmod +x hello.sh && ./hello.sh").stdout == "executable\n"

@@ -17,6 +17,15 @@ class LanguageSpec(TypedDict):
     image: str
     needs: List[str]
     runtime: str
+    file: str
+    """Stateless languages: the file the code is written to ("" for stateful ones)."""
+    build: str
+    """Stateless languages: the command that compiles it ("" when none is needed)."""
+    run: str
+    """Stateless languages: the command that runs it."""
+
+
+STATELESS = "stateless: each call compiles and runs a fresh program"
 
 
 LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
@@ -27,6 +36,9 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
         "image": "default",
         "needs": [],
         "runtime": "python3, forked from the agent (about 1 ms per new context)",
+        "file": "",
+        "build": "",
+        "run": "",
     },
     {
         "name": "bash",
@@ -35,6 +47,9 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
         "image": "default",
         "needs": ["bash"],
         "runtime": "bash sourcing each call's code; a non-zero $? is the error",
+        "file": "",
+        "build": "",
+        "run": "",
     },
     {
         "name": "javascript",
@@ -43,6 +58,9 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
         "image": "default",
         "needs": ["node"],
         "runtime": "node running kernel_node.js (vm.runInThisContext)",
+        "file": "",
+        "build": "",
+        "run": "",
     },
     {
         "name": "typescript",
@@ -51,6 +69,31 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
         "image": "default",
         "needs": ["node", "typescript"],
         "runtime": "node + the typescript package's transpileModule",
+        "file": "",
+        "build": "",
+        "run": "",
+    },
+    {
+        "name": "c",
+        "aliases": [],
+        "state": STATELESS,
+        "image": "default",
+        "needs": ["gcc"],
+        "runtime": "gcc -O2, then the binary",
+        "file": "main.c",
+        "build": "gcc -O2 -o main main.c -lm",
+        "run": "./main",
+    },
+    {
+        "name": "cpp",
+        "aliases": ["c++", "cxx"],
+        "state": STATELESS,
+        "image": "default",
+        "needs": ["g++"],
+        "runtime": "g++ -O2 -std=c++17, then the binary",
+        "file": "main.cpp",
+        "build": "g++ -O2 -std=c++17 -o main main.cpp",
+        "run": "./main",
     },
 )
 
@@ -69,6 +112,11 @@ def aliases() -> Dict[str, str]:
         for alias in entry["aliases"]:
             out[alias] = entry["name"]
     return out
+
+
+def spec(name: str) -> LanguageSpec:
+    """The table entry of a language name (not an alias)."""
+    return next(entry for entry in LANGUAGE_TABLE if entry["name"] == name)
 
 
 def available() -> Tuple[str, ...]:

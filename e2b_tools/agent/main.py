@@ -738,6 +738,9 @@ class Command:
     def current_request(self) -> Optional[str]:
         return self.rid
 
+    def finish(self, value: Dict[str, Any]) -> None:
+        self.agent.finish(self.rid, value)
+
     def on_timeout(self) -> None:
         self.timer = None
         self.timed_out = True
@@ -781,7 +784,57 @@ class Command:
         value: Dict[str, Any] = {"exit_code": exit_code, "pid": self.proc.pid}
         if self.timed_out:
             value["timed_out"] = True
-        self.agent.finish(self.rid, value)
+        self.finish(value)
+
+
+_BUILD_FAILED = 254
+
+
+class ProgramRun(Command):
+    """``run_code`` for a stateless language: write the file, build it, run it."""
+
+    def __init__(self, agent: Agent, req: Message, spec: languages.LanguageSpec) -> None:
+        self.dir = tempfile.mkdtemp(prefix=f".e2b-tools-{spec['name']}-")
+        with open(os.path.join(self.dir, spec["file"]), "w", encoding="utf-8") as f:
+            f.write(req["code"])
+        script = spec["run"]
+        if spec["build"]:
+            script = f"{spec['build']} || exit {_BUILD_FAILED}\n{spec['run']}"
+        command = {
+            "id": req["id"],
+            "cmd": script,
+            "cwd": self.dir,
+            "envs": req.get("envs") or {},
+            "timeout": req.get("timeout"),
+        }
+        super().__init__(agent, command)
+
+    def finish(self, value: Dict[str, Any]) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+        code = value.get("exit_code", 0)
+        if value.get("timed_out"):
+            self.agent.finish(self.rid, {"timed_out": "killed"})
+            return
+        if code == _BUILD_FAILED:
+            error = (
+                "CompileError",
+                "the program did not compile (the compiler's output is on stderr)",
+            )
+        elif code:
+            error = ("NonZeroExit", f"the program exited with code {code}")
+        else:
+            error = None
+        if error is not None:
+            self.agent.send(
+                {
+                    "id": self.rid,
+                    "type": "error",
+                    "name": error[0],
+                    "value": error[1],
+                    "traceback": "",
+                }
+            )
+        self.agent.finish(self.rid, {"exit_code": code})
 
 
 class Agent:
@@ -1020,6 +1073,10 @@ class Agent:
             )
             return
         self.start_spill(req)
+        spec = languages.spec(language)
+        if spec["file"] and not req.get("context_id"):
+            self.commands[req["id"]] = ProgramRun(self, req, spec)
+            return
         self.context(language, req.get("context_id")).submit(req)
 
     def op_create_context(self, req: Message) -> None:
@@ -1030,6 +1087,14 @@ class Agent:
                 "UnsupportedLanguage",
                 f"language {req['language']!r} is not available in this sandbox; "
                 f"available: {', '.join(LANGUAGES)}",
+            )
+            return
+        if languages.spec(language)["file"]:
+            self.fail(
+                req["id"],
+                "UnsupportedLanguage",
+                f"{language} is stateless: each run_code call builds and runs a fresh "
+                "program, so it has no contexts; call run_code without context=",
             )
             return
         cwd = self.resolve(req.get("cwd") or self.workdir)
