@@ -19,6 +19,10 @@ from ._exceptions import ProtocolError, SandboxGoneError
 from .agent import protocol
 from .agent.protocol import Message
 
+# Reader tasks live until their stream ends, even when the sandbox object that opened
+# them is dropped without kill(): the loop itself only keeps weak references.
+_READERS: set[asyncio.Task[None]] = set()
+
 _HEADER = 8
 _STDOUT = 1
 _STDERR = 2
@@ -54,6 +58,8 @@ class AgentConnection:
         self.hello: Message = {}
         self._write_lock = asyncio.Lock()
         self._task = asyncio.get_running_loop().create_task(self._read_loop())
+        _READERS.add(self._task)
+        self._task.add_done_callback(_READERS.discard)
 
     @classmethod
     async def open(cls, sock: socket.socket, sandbox_id: str) -> AgentConnection:

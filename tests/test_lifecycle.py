@@ -101,3 +101,13 @@ def test_gc_removes_orphans_and_keeps_live_sandboxes(
         assert live.run_code("'alive'").text == "'alive'"
         assert main(["gc", "--all"]) == 0
         assert not live.is_running()
+
+
+def test_dropping_a_connected_object_leaks_nothing(sandbox: Sandbox) -> None:
+    import gc
+
+    other = Sandbox.connect(sandbox.sandbox_id)
+    assert other.run_code("1").text == "1"
+    del other
+    gc.collect()  # with filterwarnings=error, an unclosed stream would fail here
+    assert sandbox.run_code("2").text == "2"

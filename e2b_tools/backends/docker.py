@@ -191,8 +191,12 @@ class DockerBackend:
             "network_mode": network_mode,
             "read_only": config.read_only,
             "tmpfs": {
+                # exec: Docker's tmpfs default is noexec, which would stop compiled
+                # programs and scripts from running.
                 "/tmp": f"rw,exec,nosuid,nodev,size={config.tmp_size},mode=1777",
-                config.workdir: f"rw,exec,nosuid,nodev,size={config.workspace_size},mode=0755{owner}",
+                config.workdir: (
+                    f"rw,exec,nosuid,nodev,size={config.workspace_size},mode=0755{owner}"
+                ),
             },
             "pids_limit": config.pids_limit,
             # No json-file log: the protocol stream would otherwise be written to disk.
