@@ -39,13 +39,8 @@ engine = pytest.mark.timeout(1200)
 
 
 @pytest.fixture(scope="module")
-def client() -> docker.DockerClient:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except docker.errors.DockerException as exc:
-        pytest.fail(f"no Docker Engine answers ({exc}); run scripts/ensure-docker.sh")
-    return client
+def client(docker_client: docker.DockerClient) -> docker.DockerClient:
+    return docker_client
 
 
 @pytest.fixture(scope="module")

@@ -226,6 +226,15 @@ class SandboxTool(ABC, Generic[InputT]):
         return {"path": f"{self.session.workspace}/{OUTPUT_DIR}/{name}", "threshold": self.budget}
 
 
+# Reads are safe to repeat: if the stream dropped, the sandbox re-attaches before the
+# second attempt; if the sandbox is gone, the second attempt fails the same way.
+_retry_reads = tenacity.retry(
+    retry=tenacity.retry_if_exception_type(SandboxGoneError),
+    stop=tenacity.stop_after_attempt(2),
+    reraise=True,
+)
+
+
 def _spilled(done: dict[str, Any]) -> dict[str, Any]:
     spilled = done.get("spilled")
     return spilled if isinstance(spilled, dict) and "error" not in spilled else {}
@@ -358,12 +367,7 @@ class ReadFile(SandboxTool[ReadFileInput]):
     )
     input_model = ReadFileInput
 
-    @tenacity.retry(
-        # Reading is safe to repeat: a dropped stream is re-attached before the retry.
-        retry=tenacity.retry_if_exception_type(SandboxGoneError),
-        stop=tenacity.stop_after_attempt(2),
-        reraise=True,
-    )
+    @_retry_reads
     async def _execute(self, sbx: AsyncSandbox, args: ReadFileInput) -> ToolOutput:
         path = self.resolve(args.path)
         info = await sbx.files.get_info(path)
@@ -473,11 +477,7 @@ class ListFiles(SandboxTool[ListFilesInput]):
     )
     input_model = ListFilesInput
 
-    @tenacity.retry(
-        retry=tenacity.retry_if_exception_type(SandboxGoneError),
-        stop=tenacity.stop_after_attempt(2),
-        reraise=True,
-    )
+    @_retry_reads
     async def _execute(self, sbx: AsyncSandbox, args: ListFilesInput) -> ToolOutput:
         root = self.resolve(args.path)
         entries = await sbx.files.list(root, depth=args.depth)
