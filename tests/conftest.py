@@ -17,7 +17,6 @@ from e2b_tools import AsyncSandbox, Sandbox
 from e2b_tools.backends.docker import LABEL_SANDBOX
 
 _SESSION_START = time.time()
-_USED_ENGINE: list[str] = []  # ids of collected tests that need the engine
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -27,17 +26,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if engine_fixtures & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
-            _USED_ENGINE.append(item.nodeid)
 
 
 @pytest.fixture(scope="session")
-def docker_client() -> docker.DockerClient:
+def docker_client() -> Iterator[docker.DockerClient]:
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as exc:
         pytest.fail(f"no Docker Engine answers ({exc}); run scripts/ensure-docker.sh")
-    return client
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")
@@ -95,13 +96,20 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     Containers older than the run are someone else's (a demo, another process) and are
     left alone, and a run of pure-logic tests only does not look at the engine at all.
     """
-    if not _USED_ENGINE:
+    if not any(item.get_closest_marker("docker") for item in session.items):
         return
     try:
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException:
         return
+    try:
+        _check_left_behind(session, client)
+    finally:
+        client.close()
+
+
+def _check_left_behind(session: pytest.Session, client: docker.DockerClient) -> None:
     deadline = time.monotonic() + 15
     while True:
         left = [

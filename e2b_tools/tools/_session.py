@@ -44,12 +44,17 @@ class SandboxSession:
         self._sandbox: AsyncSandbox | None = sandbox
         self._owned = sandbox is None
         self._config = config or SandboxConfig()
-        self._home = sandbox.loop if sandbox is not None else portal_loop()
+        # The background loop starts on first use, not when a toolkit is merely built.
+        self._given_loop = sandbox.loop if sandbox is not None else None
         self._lock: asyncio.Lock | None = None
         self._notice: str | None = None
         self._closed = False
         self._output_prefix = secrets.token_hex(3)
         self._output_ids = itertools.count(1)
+
+    @property
+    def _home(self) -> asyncio.AbstractEventLoop:
+        return self._given_loop or portal_loop()
 
     @property
     def sandbox(self) -> AsyncSandbox | None:
@@ -67,22 +72,21 @@ class SandboxSession:
             current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             current = None
-        if current is self._home:
+        home = self._home
+        if current is home:
             return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._home))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
 
     def call_sync(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run ``coro`` on the home loop and wait for it (from a thread not running it)."""
-        if (
-            self._home.is_running()
-            and getattr(self._home, "_thread_id", None) == threading.get_ident()
-        ):
+        home = self._home
+        if home.is_running() and getattr(home, "_thread_id", None) == threading.get_ident():
             coro.close()
             raise RuntimeError(
                 "a blocking tool call was made from inside the event loop its sandbox "
                 "lives on; use the async API (arun/ainvoke) there"
             )
-        return asyncio.run_coroutine_threadsafe(coro, self._home).result()
+        return asyncio.run_coroutine_threadsafe(coro, home).result()
 
     async def get(self) -> AsyncSandbox:
         """The live sandbox, created or replaced as needed."""
