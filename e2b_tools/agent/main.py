@@ -298,7 +298,6 @@ class PythonContext:
         self.streams: List[Stream] = []
         self.timer: Optional[int] = None
         self.timed_out: Optional[str] = None
-        self.restarts = 0
 
     # -- process lifecycle -------------------------------------------------------
     def start(self) -> None:
@@ -454,7 +453,6 @@ class PythonContext:
         )
         self.current = None
         self.agent.finish(rid, {"timed_out": why, "context_restarted": True})
-        self.restarts += 1
         self.start()
 
     def on_control(self) -> None:
@@ -544,7 +542,6 @@ class PythonContext:
             )
             self.current = None
             self.agent.finish(rid, {"context_restarted": True})
-        self.restarts += 1
         if self.queue:
             self.start()
 
