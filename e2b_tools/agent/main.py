@@ -1059,15 +1059,23 @@ class Agent:
         self.schedule_deadline()
         self.finish(req["id"], {"deadline": self.deadline})
 
+    def language_of(self, req: Message) -> Optional[str]:
+        """The request's language by its table name; None after failing the request."""
+        asked = str(req["language"]).lower()
+        language = ALIASES.get(asked, asked)
+        if language in LANGUAGES:
+            return language
+        self.fail(
+            req["id"],
+            "UnsupportedLanguage",
+            f"language {req['language']!r} is not available in this sandbox; "
+            f"available: {', '.join(LANGUAGES)}",
+        )
+        return None
+
     def op_run_code(self, req: Message) -> None:
-        language = ALIASES.get(req["language"].lower(), req["language"].lower())
-        if language not in LANGUAGES:
-            self.fail(
-                req["id"],
-                "UnsupportedLanguage",
-                f"language {req['language']!r} is not available in this sandbox; "
-                f"available: {', '.join(LANGUAGES)}",
-            )
+        language = self.language_of(req)
+        if language is None:
             return
         self.start_spill(req)
         spec = languages.spec(language)
@@ -1077,14 +1085,8 @@ class Agent:
         self.context(language, req.get("context_id")).submit(req)
 
     def op_create_context(self, req: Message) -> None:
-        language = ALIASES.get(req["language"].lower(), req["language"].lower())
-        if language not in LANGUAGES:
-            self.fail(
-                req["id"],
-                "UnsupportedLanguage",
-                f"language {req['language']!r} is not available in this sandbox; "
-                f"available: {', '.join(LANGUAGES)}",
-            )
+        language = self.language_of(req)
+        if language is None:
             return
         if languages.spec(language)["file"]:
             self.fail(
