@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install engine image lint typecheck test unit bench demo docs gc clean
+.PHONY: install engine image image-full lint typecheck test unit bench demo docs gc clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ engine:
 image: install engine
 	$(BIN)/e2b-tools image build
 
+# The full variant (Java, Go, Rust, Ruby, R) that the suite's full-image tests run in.
+image-full: image
+	$(BIN)/e2b-tools image build --variant full
+
 lint: install
 	$(BIN)/ruff check e2b_tools adapters tests bench examples scripts
 	$(BIN)/ruff format --check e2b_tools adapters tests bench examples scripts
@@ -32,7 +36,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -m "not docker" tests
 
-test: image
+test: image image-full
 	$(BIN)/pytest tests
 	$(MAKE) --no-print-directory lint typecheck
 

@@ -16,7 +16,7 @@ import docker
 import docker.errors
 
 from e2b_tools._version import __version__
-from e2b_tools.images import ImageBuildError, build_image
+from e2b_tools.images import VARIANTS, ImageBuildError, build_image
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -57,7 +57,13 @@ def _add_version(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
-    build_image(method=args.method, force=args.force, client=docker_client(), log=_log)
+    build_image(
+        variant=args.variant,
+        method=args.method,
+        force=args.force,
+        client=docker_client(),
+        log=_log,
+    )
     return 0
 
 
@@ -67,13 +73,21 @@ def _add_image(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = image.add_subparsers(title="image commands", metavar="COMMAND")
     build = actions.add_parser(
         "build",
-        help="build the default sandbox image (skipped when up to date)",
+        help="build a sandbox image (skipped when up to date)",
         description=(
-            "Build the default sandbox image and its base images. 'dockerfile' builds from "
+            "Build a sandbox image and the images under it. The 'default' variant has "
+            "Python, JavaScript, TypeScript, bash, C and C++; 'full' adds Java, Go, Rust, "
+            "Ruby and R from the Debian mirror. 'dockerfile' builds the base images from "
             "debian:bookworm-slim and needs a container registry; 'offline' uses debootstrap "
             "and the Debian mirror and needs root on Debian/Ubuntu; 'auto' picks offline "
             "when no registry answers."
         ),
+    )
+    build.add_argument(
+        "--variant",
+        choices=VARIANTS,
+        default="default",
+        help="which image to build (default: default)",
     )
     build.add_argument(
         "--method",

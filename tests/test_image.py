@@ -10,6 +10,7 @@ import docker
 import docker.errors
 import pytest
 
+import e2b_tools.images as images
 from e2b_tools._bundle import (
     AGENT_HASH_LABEL,
     AGENT_PACKAGE,
@@ -23,12 +24,18 @@ from e2b_tools.cli import main
 from e2b_tools.images import (
     BASE_IMAGE,
     DEFAULT_IMAGE,
+    FULL_IMAGE,
+    FULL_PACKAGES,
     IMAGE_KIND_LABEL,
+    PACKAGES_LABEL,
     ROOTFS_IMAGE,
     SANDBOX_PACKAGES,
     _packaged_dockerfile,
     build_image,
+    full_layer_dockerfile,
     image_exists,
+    image_for,
+    packages_hash,
     thin_layer_dockerfile,
 )
 
@@ -74,6 +81,7 @@ def test_default_image_is_labelled_with_the_agent_hash(
     image = client.images.get(DEFAULT_IMAGE)
     assert image.labels[AGENT_HASH_LABEL] == agent_hash()
     assert image.labels[IMAGE_KIND_LABEL] == "sandbox"
+    assert image.labels[PACKAGES_LABEL] == packages_hash("default")
     assert image.labels["org.opencontainers.image.version"] == __version__
     config = image.attrs["Config"]
     assert config["Cmd"] == baked_command()
@@ -109,6 +117,14 @@ def test_node_typescript_and_bash(client: docker.DockerClient, built: str) -> No
     assert run(client, built, "node", "-e", "console.log(1+1)") == "2"
     assert re.fullmatch(r"Version \d+\.\d+\.\d+", run(client, built, "tsc", "--version"))
     assert run(client, built, "bash", "-c", "echo ${BASH_VERSION%%.*}").isdigit()
+
+
+@engine
+def test_compilers_and_ps_are_installed(client: docker.DockerClient, built: str) -> None:
+    out = run(client, built, "bash", "-c", "gcc --version; g++ --version; ps -o comm= -p 1")
+    assert out.splitlines()[0].startswith("gcc")
+    assert "g++" in out
+    assert out.splitlines()[-1] == "ps"
 
 
 @engine
@@ -158,6 +174,45 @@ def test_cli_image_build_is_skipped_when_up_to_date(
 
 
 # ------------------------------------------------------------------------- texts
+
+
+def test_variants_and_their_tags() -> None:
+    assert image_for("default") == DEFAULT_IMAGE
+    assert image_for("full") == FULL_IMAGE
+    with pytest.raises(ValueError, match="known: default, full"):
+        image_for("tiny")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown image variant"):
+        build_image(variant="tiny")  # type: ignore[arg-type]
+
+
+def test_packages_hash_follows_the_package_lists(monkeypatch: pytest.MonkeyPatch) -> None:
+    default, full = packages_hash("default"), packages_hash("full")
+    assert len(default) == 12 and default != full
+    monkeypatch.setattr(images, "FULL_PACKAGES", (*FULL_PACKAGES, "scala"))
+    assert packages_hash("default") == default
+    assert packages_hash("full") != full
+    monkeypatch.setattr(images, "SANDBOX_PACKAGES", (*SANDBOX_PACKAGES, "vim"))
+    assert packages_hash("default") != default
+
+
+def test_full_layer_dockerfile() -> None:
+    text = full_layer_dockerfile("some/rootfs:1", packages="abc")
+    stage = _stages(text)[0]
+    assert stage[0] == "FROM some/rootfs:1"
+    assert "USER 0:0" in stage
+    run_line = next(line for line in stage if line.startswith("RUN "))
+    listed = run_line.split("--no-install-recommends", 1)[1].split(";", 1)[0].split()
+    assert tuple(listed) == FULL_PACKAGES
+    assert "rm -rf /var/lib/apt/lists/*" in run_line
+    assert f'{PACKAGES_LABEL}="abc"' in stage[-1]
+    assert f'{PACKAGES_LABEL}="{packages_hash("full")}"' in full_layer_dockerfile("x")
+
+
+def test_cli_rejects_an_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["image", "build", "--variant", "tiny"])
+    assert exc.value.code == 2
+    assert "invalid choice: 'tiny'" in capsys.readouterr().err
 
 
 def test_thin_layer_dockerfile() -> None:

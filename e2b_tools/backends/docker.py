@@ -120,13 +120,14 @@ class DockerBackend:
         try:
             info = self._inspect_image(image)
         except docker.errors.ImageNotFound as exc:
-            from ..images import DEFAULT_IMAGE
+            from ..images import DEFAULT_IMAGE, FULL_IMAGE
 
-            hint = (
-                "build it with `e2b-tools image build` (or `make image`)"
-                if image == DEFAULT_IMAGE
-                else "pull or build it first, or pass image=None for the default image"
-            )
+            if image == DEFAULT_IMAGE:
+                hint = "build it with `e2b-tools image build` (or `make image`)"
+            elif image == FULL_IMAGE:
+                hint = "build it with `e2b-tools image build --variant full`"
+            else:
+                hint = "pull or build it first, or pass image=None for the default image"
             raise ImageNotFoundError(f"image {image!r} does not exist; {hint}") from exc
         labels = (info.get("Config") or {}).get("Labels") or {}
         if labels.get(_bundle.AGENT_HASH_LABEL) == _bundle.agent_hash():

@@ -1,6 +1,7 @@
 """Building the sandbox images on the local Docker Engine.
 
-Three images, all tagged with the package version:
+Two variants, ``default`` and ``full``. The default variant is three images, all tagged
+with the package version:
 
 * :data:`BASE_IMAGE`: Debian bookworm with only ``python3``. Kept as "a plain image that
   has only python3" (the agent gets injected into such images).
@@ -14,12 +15,22 @@ Two ways to make the first two: ``dockerfile`` builds ``images/Dockerfile`` from
 with ``debootstrap`` from the Debian package mirror and imports it (needs root and a
 Debian/Ubuntu host, no registry). The thin layer is the same for both and needs no
 network, so when only the agent changed just that layer is rebuilt.
+
+The full variant adds two images on top of :data:`ROOTFS_IMAGE`:
+
+* :data:`FULL_ROOTFS_IMAGE`: the rootfs plus :data:`FULL_PACKAGES` (Java, Go, Rust, Ruby,
+  R), installed by a ``RUN apt-get`` layer from the Debian mirror (no registry needed).
+* :data:`FULL_IMAGE`: the same thin agent layer on top.
+
+Every rootfs carries a :data:`PACKAGES_LABEL` digest of its package lists, so changing a
+list rebuilds the images that hold it, not just the agent layer.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import importlib.resources
 import io
 import json
@@ -50,6 +61,7 @@ from e2b_tools._bundle import (
     agent_hash,
     baked_command,
 )
+from e2b_tools._bundle import agent_hash as _bundle_agent_hash
 from e2b_tools._version import __version__
 
 if sys.platform != "win32":
@@ -58,13 +70,22 @@ if sys.platform != "win32":
 __all__ = [
     "BASE_IMAGE",
     "DEFAULT_IMAGE",
+    "FULL_IMAGE",
+    "FULL_PACKAGES",
+    "FULL_ROOTFS_IMAGE",
     "IMAGE_KIND_LABEL",
+    "PACKAGES_LABEL",
     "ROOTFS_IMAGE",
     "SANDBOX_PACKAGES",
+    "VARIANTS",
     "BuildMethod",
     "ImageBuildError",
+    "Variant",
     "build_image",
+    "full_layer_dockerfile",
     "image_exists",
+    "image_for",
+    "packages_hash",
     "thin_layer_dockerfile",
 ]
 
@@ -77,8 +98,22 @@ BASE_IMAGE = f"e2b-tools/base:{__version__}"
 ROOTFS_IMAGE = f"e2b-tools/sandbox-rootfs:{__version__}"
 """The full sandbox file system, before the agent layer."""
 
+FULL_IMAGE = f"e2b-tools/sandbox-full:{__version__}"
+"""The full variant: :data:`FULL_ROOTFS_IMAGE` plus the baked agent."""
+
+FULL_ROOTFS_IMAGE = f"e2b-tools/sandbox-full-rootfs:{__version__}"
+"""The sandbox rootfs plus :data:`FULL_PACKAGES`, before the agent layer."""
+
 IMAGE_KIND_LABEL = "e2b-tools.image"
-"""Label naming which of our images an image is: ``base``, ``sandbox-rootfs``, ``sandbox``."""
+"""Label naming which of our images an image is: ``base``, ``sandbox-rootfs``, ``sandbox``,
+``sandbox-full-rootfs``, ``sandbox-full``."""
+
+PACKAGES_LABEL = "e2b-tools.packages"
+"""Label of a rootfs (inherited by its sandbox image): digest of its package lists."""
+
+Variant = Literal["default", "full"]
+VARIANTS: tuple[Variant, ...] = ("default", "full")
+"""The image variants ``build_image`` and ``e2b-tools image build --variant`` know."""
 
 VERSION_LABEL = "org.opencontainers.image.version"
 
@@ -95,11 +130,23 @@ SANDBOX_PACKAGES: tuple[str, ...] = (
     "python3-ipython",
     "nodejs",
     "node-typescript",
+    "gcc",
+    "g++",
     "bash",
     "coreutils",
+    "procps",
     "ca-certificates",
 )
 """Debian packages of the sandbox on top of ``python3`` (kept equal to the Dockerfile's)."""
+
+FULL_PACKAGES: tuple[str, ...] = (
+    "default-jdk-headless",
+    "golang-go",
+    "rustc",
+    "ruby",
+    "r-base-core",
+)
+"""Debian packages the full variant adds to the sandbox rootfs (Java, Go, Rust, Ruby, R)."""
 
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000
@@ -136,10 +183,80 @@ def image_exists(tag: str, client: docker.DockerClient) -> bool:
     return _get_image(client, tag) is not None
 
 
+def image_for(variant: Variant) -> str:
+    """The sandbox image tag of a variant.
+
+    Args:
+        variant: ``"default"`` or ``"full"``.
+
+    Returns:
+        :data:`DEFAULT_IMAGE` or :data:`FULL_IMAGE`.
+
+    Example:
+        >>> image_for("full") == FULL_IMAGE
+        True
+    """
+    if variant == "default":
+        return DEFAULT_IMAGE
+    if variant == "full":
+        return FULL_IMAGE
+    raise ValueError(f"unknown image variant {variant!r}; known: {', '.join(VARIANTS)}")
+
+
+def packages_hash(variant: Variant) -> str:
+    """Digest of everything apt puts into a variant's rootfs (its :data:`PACKAGES_LABEL`).
+
+    The full variant's digest covers the default packages too, since its rootfs is built
+    on the default one.
+
+    Args:
+        variant: ``"default"`` or ``"full"``.
+
+    Returns:
+        12 hex digits.
+    """
+    image_for(variant)  # validates
+    parts: list[object] = [DEBIAN_SUITE, list(SANDBOX_PACKAGES), SANDBOX_UID, SANDBOX_HOME]
+    if variant == "full":
+        parts.append(list(FULL_PACKAGES))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
+
+
+def full_layer_dockerfile(base: str, *, packages: str | None = None) -> str:
+    """The Dockerfile of the full variant's package layer.
+
+    One ``RUN apt-get install`` of :data:`FULL_PACKAGES` from the Debian mirror that
+    ``base``'s apt sources name; it needs the mirror, not a container registry.
+
+    Args:
+        base: The sandbox rootfs to extend.
+        packages: Value of the packages label; defaults to ``packages_hash("full")``.
+
+    Returns:
+        The Dockerfile text.
+    """
+    digest = packages_hash("full") if packages is None else packages
+    return (
+        f"FROM {base}\n"
+        "USER 0:0\n"
+        "RUN set -eux; \\\n"
+        "    apt-get -q -o Acquire::Retries=3 update; \\\n"
+        "    DEBIAN_FRONTEND=noninteractive apt-get -q -o Dpkg::Use-Pty=0 install -y \\\n"
+        f"        --no-install-recommends {' '.join(FULL_PACKAGES)}; \\\n"
+        "    apt-get clean; \\\n"
+        "    rm -rf /var/lib/apt/lists/* /usr/share/doc/* /usr/share/man/* /usr/share/info/*\n"
+        f'LABEL {IMAGE_KIND_LABEL}="sandbox-full-rootfs" {PACKAGES_LABEL}={json.dumps(digest)}\n'
+    )
+
+
 def thin_layer_dockerfile(
-    base: str, *, agent_hash: str | None = None, version: str = __version__
+    base: str,
+    *,
+    agent_hash: str | None = None,
+    version: str = __version__,
+    kind: str = "sandbox",
 ) -> str:
-    """The Dockerfile of the agent layer, shared by every build method.
+    """The Dockerfile of the agent layer, shared by every build method and variant.
 
     The build context holds the agent's files under ``e2b_tools_agent/``. No ``RUN``
     instruction, so the layer builds without network.
@@ -148,18 +265,19 @@ def thin_layer_dockerfile(
         base: Image (or stage) the layer starts from.
         agent_hash: Value of the agent-hash label; defaults to the current agent's hash.
         version: Value of the image version label.
+        kind: Value of the :data:`IMAGE_KIND_LABEL` label.
 
     Returns:
         The Dockerfile text.
     """
-    label_hash = _agent_hash() if agent_hash is None else agent_hash
+    label_hash = _bundle_agent_hash() if agent_hash is None else agent_hash
     dest = f"{BAKED_AGENT_ROOT}/{AGENT_PACKAGE}/"
     labels = " ".join(
         f"{key}={json.dumps(value)}"
         for key, value in (
             (AGENT_HASH_LABEL, label_hash),
             (VERSION_LABEL, version),
-            (IMAGE_KIND_LABEL, "sandbox"),
+            (IMAGE_KIND_LABEL, kind),
         )
     )
     env = " ".join(f"{key}={value}" for key, value in SANDBOX_ENV)
@@ -176,18 +294,28 @@ def thin_layer_dockerfile(
 
 def build_image(
     *,
+    variant: Variant = "default",
     method: BuildMethod = "auto",
     force: bool = False,
     client: docker.DockerClient | None = None,
     log: Callable[[str], None] = print,
 ) -> str:
-    """Build :data:`DEFAULT_IMAGE` (and its base images) unless it is up to date.
+    """Build a variant's sandbox image (and the images under it) unless it is up to date.
+
+    An image is up to date when its agent-hash label matches the current agent and its
+    packages label matches the package lists; when only the agent changed, only the thin
+    agent layer is rebuilt.
 
     Args:
-        method: ``"dockerfile"`` builds from ``debian:bookworm-slim`` (needs a registry),
-            ``"offline"`` uses debootstrap and the Debian mirror (needs root on
-            Debian/Ubuntu), ``"auto"`` picks offline when no registry answers.
-        force: Rebuild everything even when the image is up to date.
+        variant: ``"default"`` (:data:`DEFAULT_IMAGE`) or ``"full"`` (:data:`FULL_IMAGE`,
+            the default rootfs plus Java, Go, Rust, Ruby and R; builds the default one
+            first when needed).
+        method: How to make the base images: ``"dockerfile"`` builds from
+            ``debian:bookworm-slim`` (needs a registry), ``"offline"`` uses debootstrap
+            and the Debian mirror (needs root on Debian/Ubuntu), ``"auto"`` picks offline
+            when no registry answers. The full variant's extra layer always comes from
+            the Debian mirror.
+        force: Rebuild every image of the variant even when up to date.
         client: Docker client; defaults to ``docker.from_env()``.
         log: Receives progress lines.
 
@@ -196,67 +324,107 @@ def build_image(
 
     Raises:
         ImageBuildError: Something failed; the message says how to fix it.
+        ValueError: Unknown variant or method.
     """
+    tag = image_for(variant)
     if method not in ("auto", "dockerfile", "offline"):
         raise ValueError(f"unknown build method {method!r}")
     if client is None:
         client = _client_from_env()
-    want = _agent_hash()
-    current = _get_image(client, DEFAULT_IMAGE)
-    if current is not None and current.labels.get(AGENT_HASH_LABEL) == want and not force:
-        log(f"{DEFAULT_IMAGE} is already built (agent {want}): skipped (force rebuilds it)")
-        return DEFAULT_IMAGE
+    if not force and _stale(client, variant) is None:
+        log(f"{tag} is already built (agent {agent_hash()}): skipped (force rebuilds it)")
+        return tag
     with _build_lock(log):
-        current = _get_image(client, DEFAULT_IMAGE)  # another process may have built it
-        if current is not None and current.labels.get(AGENT_HASH_LABEL) == want and not force:
-            log(f"{DEFAULT_IMAGE} was built meanwhile (agent {want}): skipped")
-            return DEFAULT_IMAGE
-        _build_locked(client, current, want=want, method=method, force=force, log=log)
-    return DEFAULT_IMAGE
+        if not force and _stale(client, variant) is None:  # another process built it
+            log(f"{tag} was built meanwhile (agent {agent_hash()}): skipped")
+            return tag
+        old_ids = [image.id for ref in _ALL_TAGS if (image := _get_image(client, ref)) and image.id]
+        started = time.monotonic()
+        if variant == "default" or force or _stale(client, "default") is not None:
+            _build_default(client, method=method, force=force, log=log)
+        if variant == "full":
+            _build_full(client, force=force, log=log)
+        _remove_superseded(client, old_ids, log)
+        built = _get_image(client, tag)
+        size = _human_size(int(built.attrs.get("Size", 0))) if built is not None else "?"
+        log(f"{tag} built in {time.monotonic() - started:.1f}s ({size})")
+    return tag
 
 
-def _build_locked(
+_ALL_TAGS = (FULL_IMAGE, FULL_ROOTFS_IMAGE, DEFAULT_IMAGE, ROOTFS_IMAGE, BASE_IMAGE)
+
+
+def _stale(client: docker.DockerClient, variant: Variant) -> str | None:
+    """Why a variant's sandbox image needs building, or None when it is up to date."""
+    image = _get_image(client, image_for(variant))
+    if image is None:
+        return "is missing"
+    have_agent = image.labels.get(AGENT_HASH_LABEL)
+    if have_agent != agent_hash():
+        return f"has agent {have_agent}, want {agent_hash()}"
+    have_packages = image.labels.get(PACKAGES_LABEL)
+    if have_packages != packages_hash(variant):
+        return f"has packages {have_packages}, want {packages_hash(variant)}"
+    return None
+
+
+def _rootfs_current(client: docker.DockerClient, tag: str, variant: Variant) -> bool:
+    image = _get_image(client, tag)
+    return image is not None and image.labels.get(PACKAGES_LABEL) == packages_hash(variant)
+
+
+def _build_default(
     client: docker.DockerClient,
-    current: Image | None,
     *,
-    want: str,
     method: BuildMethod,
     force: bool,
     log: Callable[[str], None],
 ) -> None:
-    current_hash = current.labels.get(AGENT_HASH_LABEL) if current is not None else None
-    old_ids = [
-        image.id
-        for image in (current, _get_image(client, ROOTFS_IMAGE), _get_image(client, BASE_IMAGE))
-        if image is not None and image.id
-    ]
-    started = time.monotonic()
-    if not force and image_exists(ROOTFS_IMAGE, client):
-        why = "is missing" if current is None else f"has agent {current_hash}, want {want}"
-        log(f"{DEFAULT_IMAGE} {why}: rebuilding only the agent layer on {ROOTFS_IMAGE}")
-        steps = _Steps(1, log)
-        with steps(f"agent layer -> {DEFAULT_IMAGE}"):
-            _build_thin_layer(client, log)
+    if not force and _rootfs_current(client, ROOTFS_IMAGE, "default"):
+        log(
+            f"{DEFAULT_IMAGE} {_stale(client, 'default')}: "
+            f"rebuilding only the agent layer on {ROOTFS_IMAGE}"
+        )
+        with _Steps(1, log)(f"agent layer -> {DEFAULT_IMAGE}"):
+            _build_thin_layer(client, log, base=ROOTFS_IMAGE, tag=DEFAULT_IMAGE, kind="sandbox")
+        return
+    chosen = method
+    if chosen == "auto":
+        chosen = "dockerfile" if _registry_answers(client, log) else "offline"
+    if chosen == "offline":
+        _build_offline(client, log)
     else:
-        chosen = method
-        if chosen == "auto":
-            chosen = "dockerfile" if _registry_answers(client, log) else "offline"
-        if chosen == "offline":
-            _build_offline(client, log)
-        else:
-            _build_with_dockerfile(client, log, force=force)
+        _build_with_dockerfile(client, log, force=force)
 
-    _remove_superseded(client, old_ids, log)
-    built = _get_image(client, DEFAULT_IMAGE)
-    size = _human_size(int(built.attrs.get("Size", 0))) if built is not None else "?"
-    log(f"{DEFAULT_IMAGE} built in {time.monotonic() - started:.1f}s ({size})")
+
+def _build_full(client: docker.DockerClient, *, force: bool, log: Callable[[str], None]) -> None:
+    if not force and _rootfs_current(client, FULL_ROOTFS_IMAGE, "full"):
+        log(
+            f"{FULL_IMAGE} {_stale(client, 'full')}: "
+            f"rebuilding only the agent layer on {FULL_ROOTFS_IMAGE}"
+        )
+        steps = _Steps(1, log)
+    else:
+        steps = _Steps(2, log)
+        with steps(f"full packages ({', '.join(FULL_PACKAGES)}) -> {FULL_ROOTFS_IMAGE}"):
+            _docker_build(
+                client,
+                log,
+                context=_tar_context({"Dockerfile": full_layer_dockerfile(ROOTFS_IMAGE).encode()}),
+                tag=FULL_ROOTFS_IMAGE,
+                labels={VERSION_LABEL: __version__},
+                nocache=force,
+                network_mode="host",
+                fix=(
+                    f"The full variant installs {', '.join(FULL_PACKAGES)} from the Debian "
+                    "mirror named in the rootfs' apt sources; check that this host reaches it."
+                ),
+            )
+    with steps(f"agent layer -> {FULL_IMAGE}"):
+        _build_thin_layer(client, log, base=FULL_ROOTFS_IMAGE, tag=FULL_IMAGE, kind="sandbox-full")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _agent_hash() -> str:
-    return agent_hash()
 
 
 if sys.platform == "win32":
@@ -366,11 +534,7 @@ def _remove_superseded(
     client: docker.DockerClient, old_ids: list[str], log: Callable[[str], None]
 ) -> None:
     """Drop the images a rebuild replaced, unless something still uses them."""
-    current = {
-        image.id
-        for ref in (DEFAULT_IMAGE, ROOTFS_IMAGE, BASE_IMAGE)
-        if (image := _get_image(client, ref))
-    }
+    current = {image.id for ref in _ALL_TAGS if (image := _get_image(client, ref))}
     for image_id in old_ids:
         if image_id in current:
             continue
@@ -430,6 +594,7 @@ def _docker_build(
     labels: dict[str, str] | None = None,
     nocache: bool = False,
     pull: bool = False,
+    network_mode: str | None = None,
     fix: str,
 ) -> None:
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
@@ -445,6 +610,7 @@ def _docker_build(
             forcerm=True,
             nocache=nocache,
             pull=pull,
+            network_mode=network_mode,
             decode=True,
             timeout=_API_TIMEOUT,
         )
@@ -480,14 +646,21 @@ def _docker_build(
         raise ImageBuildError(_with_tail(f"building {tag} produced no image\n{fix}", tail))
 
 
-def _build_thin_layer(client: docker.DockerClient, log: Callable[[str], None]) -> None:
-    files = {"Dockerfile": thin_layer_dockerfile(ROOTFS_IMAGE).encode()}
+def _build_thin_layer(
+    client: docker.DockerClient,
+    log: Callable[[str], None],
+    *,
+    base: str = ROOTFS_IMAGE,
+    tag: str = DEFAULT_IMAGE,
+    kind: str = "sandbox",
+) -> None:
+    files = {"Dockerfile": thin_layer_dockerfile(base, kind=kind).encode()}
     files.update({f"{AGENT_PACKAGE}/{name}": data for name, data in agent_files().items()})
     _docker_build(
         client,
         log,
         context=_tar_context(files, dirs=[AGENT_PACKAGE]),
-        tag=DEFAULT_IMAGE,
+        tag=tag,
         fix="The agent layer needs no network; check that the engine has disk space.",
     )
 
@@ -519,7 +692,11 @@ def _build_with_dockerfile(
                 context=context,
                 tag=tag,
                 target=target,
-                labels={IMAGE_KIND_LABEL: kind, VERSION_LABEL: __version__},
+                labels={
+                    IMAGE_KIND_LABEL: kind,
+                    VERSION_LABEL: __version__,
+                    **({PACKAGES_LABEL: packages_hash("default")} if target == "rootfs" else {}),
+                },
                 nocache=force,
                 pull=force and target == "base",
                 fix=fix,
@@ -577,7 +754,15 @@ def _build_offline(client: docker.DockerClient, log: Callable[[str], None]) -> N
         with steps(f"slim the tree and import {ROOTFS_IMAGE}"):
             for path in _SLIM_PATHS:
                 _empty_dir(root / path)
-            _import_tree(client, root, ROOTFS_IMAGE, log, kind="sandbox-rootfs", cmd=["bash"])
+            _import_tree(
+                client,
+                root,
+                ROOTFS_IMAGE,
+                log,
+                kind="sandbox-rootfs",
+                cmd=["bash"],
+                labels={PACKAGES_LABEL: packages_hash("default")},
+            )
     finally:
         _remove_tree(workdir, log)
     with steps(f"agent layer -> {DEFAULT_IMAGE}"):
@@ -846,12 +1031,14 @@ def _import_tree(
     kind: str,
     cmd: list[str],
     exclude: Sequence[str] = (),
+    labels: dict[str, str] | None = None,
 ) -> None:
     """Stream ``tar`` of the tree into the engine's import API, a MiB at a time."""
+    all_labels = {IMAGE_KIND_LABEL: kind, VERSION_LABEL: __version__, **(labels or {})}
     changes = [
         f"ENV PATH={_PATH}",
         "ENV LANG=C.UTF-8",
-        f"LABEL {IMAGE_KIND_LABEL}={kind} {VERSION_LABEL}={__version__}",
+        "LABEL " + " ".join(f"{key}={value}" for key, value in all_labels.items()),
         f"CMD {json.dumps(cmd)}",
     ]
     excludes = [f"--exclude={pattern}" for pattern in ("./proc/*", "./sys/*", "./dev/*", *exclude)]
