@@ -44,6 +44,7 @@ from ._models import (
     Result,
     SandboxInfo,
 )
+from .agent import languages as _languages
 from .agent.languages import aliases as language_aliases
 from .agent.protocol import Message
 from .backends.docker import DockerBackend, default_backend
@@ -494,15 +495,20 @@ class AsyncSandbox:
         on_result: ResultHandler | None = None,
         on_error: ErrorHandler | None = None,
     ) -> Execution:
-        """Run code in the sandbox's stateful context for ``language``.
+        """Run code in the sandbox's context for ``language``.
 
-        Variables, imports and files persist across calls. A trailing expression's
-        value comes back as the main result (``execution.text``). An exception in the
-        code does not raise here: it is in ``execution.error``.
+        For stateful languages (Python, JavaScript, TypeScript, bash) variables,
+        imports and the working directory persist across calls, and a trailing
+        expression's value comes back as the main result (``execution.text``).
+        Stateless languages (C, C++; Java, Go, Rust, Ruby, R in the full image) write,
+        build and run a fresh program per call. An exception in the code, a failed
+        compile or a non-zero exit does not raise here: it is in ``execution.error``.
 
         Args:
             code: Source to run.
-            language: ``"python"`` (more languages come with richer images).
+            language: A language or alias from ``docs/languages.md`` (``"python"``,
+                ``"js"``, ``"ts"``, ``"bash"``, ``"c"``, ``"go"``, ...). One the image
+                lacks raises an error listing the ones it has.
             context: A context from :meth:`create_code_context`; default: the
                 sandbox's default context for ``language``.
             timeout: Seconds before the code is interrupted (KeyboardInterrupt, then a
@@ -552,9 +558,7 @@ class AsyncSandbox:
         available = self._conn.hello.get("languages") or ["python"]
         if lang not in available:
             raise InvalidArgumentError(
-                f"language {language!r} is not available in this sandbox; "
-                f"available: {', '.join(available)}",
-                sandbox_id=self._sandbox_id,
+                _languages.unavailable(language, available), sandbox_id=self._sandbox_id
             )
         if timeout is not None and timeout <= 0:
             raise InvalidArgumentError("timeout must be > 0 seconds or None")

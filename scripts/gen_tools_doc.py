@@ -85,6 +85,13 @@ def render_languages() -> str:
         "the ones its image has what they need for (the `hello` of its agent lists them);",
         "asking for another gives an error that lists the available ones.",
         "",
+        "Images: `default` is `e2b-tools/sandbox:<version>` (`e2b-tools image build`);",
+        "`full` is `e2b-tools/sandbox-full:<version>` (`e2b-tools image build --variant full`),",
+        "which has every language of the default image too. Stateless languages write the",
+        "code to the file named below in a fresh directory, build it when they have a build",
+        "step (a failed build is a `CompileError`), run it, and report a non-zero exit as",
+        "`NonZeroExit`.",
+        "",
         "| language | aliases | state | image | needs | runs as |",
         "| --- | --- | --- | --- | --- | --- |",
     ]

@@ -22,7 +22,14 @@ _SESSION_START = time.time()
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Tests that take a fixture needing the engine are marked, so `-m "not docker"`
     # runs only the pure-logic ones.
-    engine_fixtures = {"docker_client", "image", "sandbox", "async_sandbox", "base_image"}
+    engine_fixtures = {
+        "docker_client",
+        "image",
+        "sandbox",
+        "async_sandbox",
+        "base_image",
+        "full_image",
+    }
     for item in items:
         if engine_fixtures & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.docker)
@@ -47,6 +54,15 @@ def image(docker_client: docker.DockerClient) -> str:
     from e2b_tools.images import build_image
 
     return build_image(client=docker_client, log=lambda line: None)
+
+
+@pytest.fixture(scope="session")
+def full_image(docker_client: docker.DockerClient) -> str:
+    """The full variant (Java, Go, Rust, Ruby, R), built if missing (`make test` builds it
+    first, with progress shown)."""
+    from e2b_tools.images import build_image
+
+    return build_image(variant="full", client=docker_client, log=lambda line: None)
 
 
 @pytest.fixture(scope="session")

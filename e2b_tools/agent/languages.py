@@ -7,7 +7,7 @@ languages from this table, and ``docs/languages.md`` is generated from it.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple, TypedDict
+from typing import Dict, List, Sequence, Tuple, TypedDict
 
 
 class LanguageSpec(TypedDict):
@@ -95,6 +95,61 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
         "build": "g++ -O2 -std=c++17 -o main main.cpp",
         "run": "./main",
     },
+    {
+        "name": "java",
+        "aliases": [],
+        "state": STATELESS,
+        "image": "full",
+        "needs": ["java"],
+        "runtime": "java in source-file mode: the first class runs; a compile error exits 1",
+        "file": "Main.java",
+        "build": "",
+        "run": "java -XX:+UseSerialGC -XX:TieredStopAtLevel=1 Main.java",
+    },
+    {
+        "name": "go",
+        "aliases": ["golang"],
+        "state": STATELESS,
+        "image": "full",
+        "needs": ["go"],
+        "runtime": "go build (package main, standard library only), then the binary",
+        "file": "main.go",
+        "build": "go build -o main main.go",
+        "run": "./main",
+    },
+    {
+        "name": "rust",
+        "aliases": ["rs"],
+        "state": STATELESS,
+        "image": "full",
+        "needs": ["rustc"],
+        "runtime": "rustc --edition 2021, then the binary (standard library only)",
+        "file": "main.rs",
+        "build": "rustc --edition 2021 -o main main.rs",
+        "run": "./main",
+    },
+    {
+        "name": "ruby",
+        "aliases": ["rb"],
+        "state": STATELESS,
+        "image": "full",
+        "needs": ["ruby"],
+        "runtime": "ruby",
+        "file": "main.rb",
+        "build": "",
+        "run": "ruby main.rb",
+    },
+    {
+        "name": "r",
+        "aliases": [],
+        "state": STATELESS,
+        "image": "full",
+        "needs": ["Rscript"],
+        "runtime": "Rscript (base R)",
+        "file": "main.R",
+        "build": "",
+        "run": "Rscript main.R",
+    },
 )
 
 _TS_DIRS = (
@@ -117,6 +172,19 @@ def aliases() -> Dict[str, str]:
 def spec(name: str) -> LanguageSpec:
     """The table entry of a language name (not an alias)."""
     return next(entry for entry in LANGUAGE_TABLE if entry["name"] == name)
+
+
+def unavailable(asked: str, available: Sequence[str]) -> str:
+    """The error text for a language a sandbox lacks: where to get it, what it has."""
+    name = aliases().get(asked.lower())
+    where = ""
+    if name is not None and spec(name)["image"] != "default":
+        image = spec(name)["image"]
+        where = f" (it is in the {image} image: e2b-tools image build --variant {image})"
+    return (
+        f"language {asked!r} is not available in this sandbox{where}; "
+        f"available: {', '.join(available)}"
+    )
 
 
 def available() -> Tuple[str, ...]:

@@ -1068,8 +1068,7 @@ class Agent:
         self.fail(
             req["id"],
             "UnsupportedLanguage",
-            f"language {req['language']!r} is not available in this sandbox; "
-            f"available: {', '.join(LANGUAGES)}",
+            languages.unavailable(str(req["language"]), LANGUAGES),
         )
         return None
 
