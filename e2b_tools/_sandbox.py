@@ -742,7 +742,9 @@ class AsyncCommands:
                     "the command ended without starting", sandbox_id=self._sbx.sandbox_id
                 )
             return AsyncCommandHandle(self, started.result(), task)
-        result, _ = await self._run(cmd, cwd, envs, timeout, on_stdout, on_stderr, stdin=stdin)
+        result, _ = await self._run(
+            cmd, cwd, envs, timeout, on_stdout, on_stderr, stdin=stdin, kill_on_cancel=True
+        )
         if result.exit_code != 0:
             raise CommandExitError(result, sandbox_id=self._sbx.sandbox_id)
         return result
@@ -776,8 +778,13 @@ class AsyncCommands:
         spill: dict[str, Any] | None = None,
         stdin: bool = False,
         started: asyncio.Future[int] | None = None,
+        kill_on_cancel: bool = False,
     ) -> tuple[CommandResult, dict[str, Any]]:
-        """:meth:`run` without raising on a non-zero exit, plus the ``done`` value."""
+        """:meth:`run` without raising on a non-zero exit, plus the ``done`` value.
+
+        With ``kill_on_cancel``, cancelling the wait (``asyncio.timeout``, a cancelled
+        task) kills the command's process group too, so nothing keeps running unseen.
+        """
         if not isinstance(cmd, str) or not cmd.strip():
             raise InvalidArgumentError("cmd must be a non-empty string")
         if timeout is not None and timeout <= 0:
@@ -797,24 +804,32 @@ class AsyncCommands:
         error: Message | None = None
         done: dict[str, Any] = {}
         host_timeout = None if timeout is None else timeout + _HOST_GRACE
+        pid: int | None = None
         call = await sbx._send("command", fields)
-        async for event in sbx._events(call, host_timeout):
-            kind = event["type"]
-            if kind == "stdout":
-                stdout.add(event["text"])
-                if on_stdout:
-                    await _maybe_await(on_stdout(event["text"]))
-            elif kind == "stderr":
-                stderr.add(event["text"])
-                if on_stderr:
-                    await _maybe_await(on_stderr(event["text"]))
-            elif kind == "started":
-                if started is not None and not started.done():
-                    started.set_result(int(event["pid"]))
-            elif kind == "error":
-                error = event
-            elif kind == "done":
-                done = event.get("value") or {}
+        try:
+            async for event in sbx._events(call, host_timeout):
+                kind = event["type"]
+                if kind == "stdout":
+                    stdout.add(event["text"])
+                    if on_stdout:
+                        await _maybe_await(on_stdout(event["text"]))
+                elif kind == "stderr":
+                    stderr.add(event["text"])
+                    if on_stderr:
+                        await _maybe_await(on_stderr(event["text"]))
+                elif kind == "started":
+                    pid = int(event["pid"])
+                    if started is not None and not started.done():
+                        started.set_result(pid)
+                elif kind == "error":
+                    error = event
+                elif kind == "done":
+                    done = event.get("value") or {}
+        except asyncio.CancelledError:
+            if kill_on_cancel and pid is not None and not done:
+                with contextlib.suppress(SandboxError, asyncio.TimeoutError):
+                    await asyncio.wait_for(self.kill(pid), _CANCEL_KILL_TIMEOUT)
+            raise
         if error is not None and "exit_code" not in done:
             if error.get("name") in ("FileNotFoundError", "NotADirectoryError"):
                 raise InvalidArgumentError(
@@ -841,6 +856,9 @@ class AsyncCommands:
         if result.exit_code != 0:
             result.error = f"exit code {result.exit_code}"
         return result, done
+
+
+_CANCEL_KILL_TIMEOUT = 5.0
 
 
 class AsyncCommandHandle:

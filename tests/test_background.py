@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from e2b_tools import AsyncSandbox, CommandExitError, Sandbox
@@ -84,3 +86,18 @@ async def test_async_background_handle(async_sandbox: AsyncSandbox) -> None:
     await handle.send_stdin("42\n")
     result = await handle.wait()
     assert result.stdout == "got:42\n"
+
+
+@pytest.mark.asyncio
+async def test_cancelling_a_foreground_run_kills_the_command(async_sandbox: AsyncSandbox) -> None:
+    marker = "sleep 55.5"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(async_sandbox.commands.run(f"{marker}; echo done"), 1.0)
+    procs = await async_sandbox.commands.run(PROCS)
+    assert marker not in procs.stdout
+    # A background command is not the caller's wait: cancelling that leaves it running.
+    handle = await async_sandbox.commands.run(marker, background=True, timeout=None)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(handle.wait(), 0.5)
+    assert marker in (await async_sandbox.commands.run(PROCS)).stdout
+    assert await handle.kill()
