@@ -117,6 +117,21 @@ def test_file_errors(sandbox: Sandbox) -> None:
         sandbox.files.write("adir", "x")
 
 
+def test_rewriting_keeps_mode_follows_symlinks_and_respects_read_only(sandbox: Sandbox) -> None:
+    sandbox.files.write("run.sh", "#!/bin/sh\necho one\n")
+    sandbox.commands.run("chmod 750 run.sh && ln -s run.sh link.sh")
+    sandbox.files.write("run.sh", "#!/bin/sh\necho two\n")
+    assert sandbox.commands.run("stat -c %a run.sh && ./run.sh").stdout == "750\ntwo\n"
+    assert sandbox.files.write("link.sh", "#!/bin/sh\necho three\n").type == "symlink"
+    assert sandbox.commands.run("stat -c %F link.sh && ./run.sh").stdout == (
+        "symbolic link\nthree\n"
+    )
+    sandbox.commands.run("chmod 444 run.sh")
+    with pytest.raises(SandboxFileError, match="PermissionError"):
+        sandbox.files.write("run.sh", "lost?")
+    assert sandbox.files.read("run.sh") == "#!/bin/sh\necho three\n"
+
+
 def test_upload_download(sandbox: Sandbox, tmp_path: pytest.TempPathFactory) -> None:
     local = tmp_path / "in.bin"  # type: ignore[operator]
     local.write_bytes(b"\x00\x01payload")

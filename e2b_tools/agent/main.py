@@ -1205,11 +1205,23 @@ class Agent:
         else:
             if os.path.isdir(path):
                 raise IsADirectoryError(21, "Is a directory", path)
-            tmp = f"{path}.e2b-tools-{os.getpid()}.tmp"
+            # Replace what the path names (through a symlink), keeping an existing
+            # file's permission bits, and refuse a file its mode makes read-only, as
+            # writing it in place would.
+            dest = os.path.realpath(path)
+            try:
+                mode: Optional[int] = stat.S_IMODE(os.stat(dest).st_mode)
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and not os.access(dest, os.W_OK):
+                raise PermissionError(13, "Permission denied", dest)
+            tmp = f"{dest}.e2b-tools-{os.getpid()}.tmp"
             try:
                 with open(tmp, "wb") as f:
                     f.write(data)
-                os.replace(tmp, path)
+                if mode is not None:
+                    os.chmod(tmp, mode)
+                os.replace(tmp, dest)
             except BaseException:
                 try:
                     os.unlink(tmp)
