@@ -120,10 +120,17 @@ def test_node_typescript_and_bash(client: docker.DockerClient, built: str) -> No
 
 
 @engine
-def test_compilers_and_ps_are_installed(client: docker.DockerClient, built: str) -> None:
-    out = run(client, built, "bash", "-c", "gcc --version; g++ --version; ps -o comm= -p 1")
+def test_compilers_python_and_ps_are_installed(client: docker.DockerClient, built: str) -> None:
+    out = run(
+        client,
+        built,
+        "bash",
+        "-c",
+        "gcc --version; g++ --version; python --version; ps -o comm= -p 1",
+    )
     assert out.splitlines()[0].startswith("gcc")
     assert "g++" in out
+    assert "Python 3." in out  # `python` is python3, as models often assume
     assert out.splitlines()[-1] == "ps"
 
 

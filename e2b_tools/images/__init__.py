@@ -128,6 +128,7 @@ SANDBOX_PACKAGES: tuple[str, ...] = (
     "python3-pandas",
     "python3-matplotlib",
     "python3-ipython",
+    "python-is-python3",
     "nodejs",
     "node-typescript",
     "gcc",
