@@ -9,7 +9,7 @@ import pytest
 from e2b_tools import AsyncSandbox, CommandExitError, Sandbox
 
 PROCS = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
-"""Command lines of the sandbox's processes (the image has no ``ps``)."""
+"""Command lines of the sandbox's processes, read from /proc (works in images without ps)."""
 
 
 def test_background_server_keeps_running_across_calls(sandbox: Sandbox) -> None:
