@@ -7,6 +7,10 @@ Example:
     ...     tools[0].invoke({"code": "6 * 7"})
     '[result]\\n42'
 
+For Deep Agents, :class:`E2BToolsSandbox` (``pip install 'e2b-tools[deepagents]'``) is a
+sandbox backend that runs a deep agent's file and shell tools in a sandbox; it is
+imported on first use, so this package does not load Deep Agents otherwise.
+
 Tools use ``response_format="content_and_artifact"``: invoked with a ``ToolCall``, they
 return a ``ToolMessage`` whose ``artifact`` is a list of artifacts (charts as base64
 PNG), so images never enter the model's context as text. Failures (bad arguments,
@@ -16,7 +20,7 @@ errors in the code, non-zero exits) come back as a ``ToolMessage`` with
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 try:
     from langchain_core.callbacks import (
@@ -43,7 +47,11 @@ from e2b_tools.tools import (
     WriteFileInput,
 )
 
+if TYPE_CHECKING:
+    from .deepagents import E2BToolsSandbox
+
 __all__ = [
+    "E2BToolsSandbox",
     "ListFilesTool",
     "ReadFileTool",
     "RunCodeTool",
@@ -51,6 +59,15 @@ __all__ = [
     "SandboxToolkit",
     "WriteFileTool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Deep Agents is a large optional dependency: load its backend only when asked for.
+    if name == "E2BToolsSandbox":
+        from .deepagents import E2BToolsSandbox
+
+        return E2BToolsSandbox
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _SandboxTool(BaseTool):
