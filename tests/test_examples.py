@@ -50,6 +50,16 @@ def test_langchain_agent(image: str, tmp_path: Path) -> None:
     assert "agent answer:" in out
 
 
+def test_deepagents_agent(image: str, tmp_path: Path) -> None:
+    out = _run_example("deepagents_agent.py", tmp_path)
+    assert "uploaded /home/user/data/poem.txt: ok" in out
+    assert "[ls] ['/home/user/data/poem.txt']" in out
+    assert "[write_file] Updated file /home/user/wordcount.py" in out
+    assert "[execute] the 8\n    is 3\n    and 2" in out  # computed in the sandbox
+    assert "/home/user/data/poem.txt:" in out  # grep found the lines there
+    assert "agent answer: The three most common words are 'the' (8)" in out
+
+
 def test_autogpt_loop_replays_the_model(image: str, tmp_path: Path) -> None:
     out = _run_example("autogpt_loop.py", tmp_path)
     assert "[result]\n    3.5" in out
