@@ -51,6 +51,7 @@ def test_langchain_agent(image: str, tmp_path: Path) -> None:
 
 
 def test_deepagents_agent(image: str, tmp_path: Path) -> None:
+    pytest.importorskip("deepagents")  # Deep Agents needs Python 3.11+
     out = _run_example("deepagents_agent.py", tmp_path)
     assert "uploaded /home/user/data/poem.txt: ok" in out
     assert "[ls] ['/home/user/data/poem.txt']" in out
