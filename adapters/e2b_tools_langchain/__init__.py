@@ -106,7 +106,7 @@ def _describe(name: str) -> str:
 
 
 class RunCodeTool(_SandboxTool):
-    """Run Python in the sandbox's persistent session."""
+    """Run code (Python by default) in the sandbox's persistent session."""
 
     core_name = "run_code"
     name: str = "run_code"

@@ -75,7 +75,11 @@ class RunCodeInput(_Input):
 
     code: str = Field(min_length=1, description="Source code to run.")
     language: str = Field(
-        default="python", description="python, javascript or typescript (each has its own state)."
+        default="python",
+        description=(
+            "python, javascript, typescript or bash (each keeps its own state); c, cpp and, "
+            "in the full image, java, go, rust, ruby, r run as fresh programs."
+        ),
     )
     timeout: float | None = Field(
         default=None, gt=0, le=3600, description="Seconds before the code is interrupted (300)."
