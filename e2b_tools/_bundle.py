@@ -80,6 +80,9 @@ def injected_command() -> list[str]:
         "    tmp = tempfile.mkdtemp(prefix='.e2b-tools-agent-')\n"
         f"    data = base64.b64decode({_zipped_agent_b64()!r})\n"
         "    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp)\n"
+        # Extracted by root before the agent drops to the user: readable by user code
+        # (the Node kernel runs from here), writable by nobody else.
+        "    os.chmod(tmp, 0o755)\n"
         "    try:\n"
         "        os.rename(tmp, root)\n"
         "    except OSError:\n"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_TIMEOUT = 300.0
 """Default sandbox lifetime (TTL) in seconds, as in E2B."""
@@ -15,7 +16,31 @@ DEFAULT_COMMAND_TIMEOUT = 60.0
 DEFAULT_OUTPUT_LIMIT = 8 * 1024 * 1024
 """Characters of each output stream a result keeps (head + tail) to bound host memory."""
 
+PROCESS_SHARE = 0.25
+"""Share of ``memory`` the tmpfs mounts must leave to processes (the agent, code, tools)."""
+
 NetworkMode = Literal["none", "full"]
+
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in a size such as ``"512m"``, ``"1g"``, ``"100k"`` or ``1048576``.
+
+    Example:
+        >>> parse_size("512m")
+        536870912
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*", str(value).lower())
+        if match is None:
+            raise ValueError(f"{value!r} is not a size (use bytes or a number with k, m or g)")
+        size = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if size <= 0:
+        raise ValueError(f"{value!r} must be more than 0 bytes")
+    return size
 
 
 class SandboxConfig(BaseModel):
@@ -51,12 +76,18 @@ class SandboxConfig(BaseModel):
     """Read-only root filesystem; ``/tmp`` and the workspace stay writable (tmpfs)."""
     workdir: str = "/home/user"
     """Workspace directory: writable, the default cwd and ``HOME``."""
-    workspace_size: str = "1g"
-    """Size cap of the workspace tmpfs (counts against ``memory``)."""
-    tmp_size: str = "256m"
-    """Size cap of the ``/tmp`` tmpfs (counts against ``memory``)."""
+    workspace_size: str | int | None = None
+    """Size cap of the workspace. It is a tmpfs, so its files use ``memory``; a full
+    workspace gives the writer ``ENOSPC`` and the sandbox keeps running. ``None``: half
+    of ``memory`` (512 MiB at the default 1 GiB; 1 GiB without a memory limit).
+    ``workspace_size + tmp_size`` must leave a quarter of ``memory`` to processes."""
+    tmp_size: str | int | None = None
+    """Size cap of the ``/tmp`` tmpfs (its files use ``memory`` too). ``None``: an
+    eighth of ``memory`` (128 MiB at 1 GiB; 256 MiB without a memory limit)."""
     user: str = "1000:1000"
-    """User the sandbox runs as; never root by default."""
+    """User that code and commands run as; never root by default. The agent keeps real
+    uid 0 so that code running as this user cannot signal, trace or impersonate it;
+    ``"0:0"`` runs code as root and gives that protection up."""
     cap_drop_all: bool = True
     """Drop every Linux capability."""
     no_new_privileges: bool = True
@@ -68,3 +99,33 @@ class SandboxConfig(BaseModel):
     output_limit: int = Field(default=DEFAULT_OUTPUT_LIMIT, gt=1024)
     """Characters per output stream kept in results (head and tail; the middle is
     dropped and counted). Streaming callbacks still see everything."""
+
+    def tmpfs_sizes(self) -> tuple[int, int]:
+        """Bytes of the workspace and of ``/tmp``, defaults resolved."""
+        memory = parse_size(self.memory) if self.memory is not None else None
+        workspace = (
+            parse_size(self.workspace_size)
+            if self.workspace_size is not None
+            else (memory // 2 if memory else 1 << 30)
+        )
+        tmp = (
+            parse_size(self.tmp_size)
+            if self.tmp_size is not None
+            else (memory // 8 if memory else 256 << 20)
+        )
+        return workspace, tmp
+
+    @model_validator(mode="after")
+    def _sizes_fit(self) -> SandboxConfig:
+        workspace, tmp = self.tmpfs_sizes()
+        if self.memory is None:
+            return self
+        memory = parse_size(self.memory)
+        if memory - workspace - tmp < memory * PROCESS_SHARE:
+            raise ValueError(
+                f"the workspace ({workspace >> 20} MiB) and /tmp ({tmp >> 20} MiB) are held "
+                f"in memory and would leave {max(0, memory - workspace - tmp) >> 20} MiB of "
+                f"memory={self.memory} to processes, under a quarter of it; raise memory or "
+                "lower workspace_size / tmp_size"
+            )
+        return self

@@ -31,12 +31,17 @@ def _log(line: str) -> None:
 
 def docker_client() -> docker.DockerClient:
     """A client for the Docker Engine from the environment, or a :class:`CLIError`."""
+    from e2b_tools.backends.docker import ENGINE_TIMEOUT
+
     try:
-        return docker.from_env()
+        # A hung engine fails the first call fast; builds then get the SDK's usual 60 s.
+        client = docker.from_env(timeout=int(max(1, ENGINE_TIMEOUT)))
+        client.api.timeout = 60
+        return client
     except docker.errors.DockerException as exc:
         raise CLIError(
             f"no Docker Engine answers ({' '.join(str(exc).split())}); "
-            "start one (scripts/ensure-docker.sh on Debian/Ubuntu) or set DOCKER_HOST"
+            "start one (on Linux: `sudo systemctl start docker`) or set DOCKER_HOST"
         ) from exc
 
 

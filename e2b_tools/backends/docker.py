@@ -44,24 +44,44 @@ NAME_PREFIX = "e2b-tools-"
 
 T = TypeVar("T")
 
-_ENGINE_HELP = (
-    "start one (on this project's machines: scripts/ensure-docker.sh) or point DOCKER_HOST at it"
-)
+ENGINE_TIMEOUT = float(os.environ.get("E2B_TOOLS_ENGINE_TIMEOUT") or 10.0)
+"""Seconds a control call (create, start, inspect, list, remove) waits for the engine's
+answer; set ``E2B_TOOLS_ENGINE_TIMEOUT`` to change it. Image builds have their own."""
+
+
+def engine_address() -> str:
+    """The engine address the Docker SDK uses (``DOCKER_HOST`` or the default socket)."""
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+def _engine_help() -> str:
+    return (
+        f"the Docker Engine at {engine_address()} did not answer; start it (on Linux: "
+        "`sudo systemctl start docker`; elsewhere: Docker Desktop) or set DOCKER_HOST to "
+        "an engine that answers"
+    )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
 
 
 def _retryable(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return True
+        # A refused or reset connection may be an engine (re)starting; one that accepted
+        # and then said nothing is hung, and asking again only waits longer.
+        return not _timed_out(exc)
     if isinstance(exc, docker.errors.APIError) and not isinstance(exc, docker.errors.NotFound):
         code = exc.status_code or 0
         return code >= 500
     return False
 
 
-# Infra calls that are safe to repeat: engine connection errors and 5xx.
+# Infra calls that are safe to repeat: engine connection errors and 5xx, a few times
+# within a few seconds.
 retry_infra = tenacity.retry(
     retry=tenacity.retry_if_exception(_retryable),
-    stop=tenacity.stop_after_attempt(4),
+    stop=tenacity.stop_after_attempt(4) | tenacity.stop_after_delay(5),
     wait=tenacity.wait_exponential(multiplier=0.1, max=2),
     reraise=True,
 )
@@ -78,10 +98,9 @@ def map_docker_errors(sandbox_id: str | None = None) -> Iterator[None]:
         raise SandboxNotFoundError(
             f"not found on the Docker Engine: {exc.explanation}", sandbox_id=sandbox_id
         ) from exc
-    except requests.exceptions.ConnectionError as exc:
-        raise EngineUnavailableError(
-            f"lost the Docker Engine: {exc}; {_ENGINE_HELP}", sandbox_id=sandbox_id
-        ) from exc
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+        how = f"no answer within {ENGINE_TIMEOUT:g}s" if _timed_out(exc) else str(exc)
+        raise EngineUnavailableError(f"{_engine_help()} ({how})", sandbox_id=sandbox_id) from exc
     except docker.errors.DockerException as exc:
         raise SandboxError(f"Docker Engine error: {exc}", sandbox_id=sandbox_id) from exc
 
@@ -100,11 +119,10 @@ class DockerBackend:
             with self._lock:
                 if self._client is None:
                     try:
-                        self._client = docker.from_env()
+                        self._client = docker.from_env(timeout=int(max(1, ENGINE_TIMEOUT)))
                     except docker.errors.DockerException as exc:
-                        raise EngineUnavailableError(
-                            f"no Docker Engine answers ({exc}); {_ENGINE_HELP}"
-                        ) from exc
+                        how = f"no answer within {ENGINE_TIMEOUT:g}s" if _timed_out(exc) else exc
+                        raise EngineUnavailableError(f"{_engine_help()} ({how})") from exc
         return self._client
 
     @property
@@ -123,7 +141,7 @@ class DockerBackend:
             from ..images import DEFAULT_IMAGE, FULL_IMAGE
 
             if image == DEFAULT_IMAGE:
-                hint = "build it with `e2b-tools image build` (or `make image`)"
+                hint = "build it with `e2b-tools image build`"
             elif image == FULL_IMAGE:
                 hint = "build it with `e2b-tools image build --variant full`"
             else:
@@ -151,6 +169,7 @@ class DockerBackend:
                 "HOME": config.workdir,
                 "LANG": "C.UTF-8",
                 **config.envs,
+                "E2B_TOOLS_USER": config.user,
                 "E2B_TOOLS_WORKDIR": config.workdir,
                 "E2B_TOOLS_DEADLINE": f"{end_at:.3f}",
                 "E2B_TOOLS_INTERRUPT_GRACE": str(config.interrupt_grace),
@@ -163,19 +182,23 @@ class DockerBackend:
                 LABEL_METADATA: json.dumps(config.metadata, sort_keys=True),
             }
             host_config = self.api.create_host_config(**self._host_config(config))
-            return self._create(
-                sandbox_id,
+            spec = self.api.create_container_config(
                 image=image,
                 command=command,
                 stdin_open=True,
                 tty=False,
-                user=config.user,
+                # Root with two capabilities, for the agent alone: it keeps real uid 0
+                # and starts user code as ``config.user`` (see agent/procs.py).
+                user="0:0",
                 working_dir=config.workdir,
                 environment=env,
                 labels=labels,
                 host_config=host_config,
-                name=NAME_PREFIX + sandbox_id,
             )
+            # The SDK closes the container's stdin when its first attacher leaves; the
+            # agent must keep its input for every later connect().
+            spec["StdinOnce"] = False
+            return self._create(sandbox_id, spec, NAME_PREFIX + sandbox_id)
 
     @staticmethod
     def _host_config(config: SandboxConfig) -> dict[str, Any]:
@@ -187,6 +210,7 @@ class DockerBackend:
             raise InvalidArgumentError(f"unknown network mode {config.network!r}")
         uid, _, gid = config.user.partition(":")
         owner = f",uid={uid},gid={gid or uid}" if uid.isdigit() and (gid or uid).isdigit() else ""
+        workspace, tmp = config.tmpfs_sizes()
         hc: dict[str, Any] = {
             "init": True,
             "network_mode": network_mode,
@@ -194,10 +218,8 @@ class DockerBackend:
             "tmpfs": {
                 # exec: Docker's tmpfs default is noexec, which would stop compiled
                 # programs and scripts from running.
-                "/tmp": f"rw,exec,nosuid,nodev,size={config.tmp_size},mode=1777",
-                config.workdir: (
-                    f"rw,exec,nosuid,nodev,size={config.workspace_size},mode=0755{owner}"
-                ),
+                "/tmp": f"rw,exec,nosuid,nodev,size={tmp},mode=1777",
+                config.workdir: (f"rw,exec,nosuid,nodev,size={workspace},mode=0755{owner}"),
             },
             "pids_limit": config.pids_limit,
             # No json-file log: the protocol stream would otherwise be written to disk.
@@ -207,6 +229,7 @@ class DockerBackend:
         }
         if config.cap_drop_all:
             hc["cap_drop"] = ["ALL"]
+            hc["cap_add"] = ["SETUID", "SETGID"]
         if config.no_new_privileges:
             hc["security_opt"] = ["no-new-privileges"]
         if config.memory is not None:
@@ -219,13 +242,15 @@ class DockerBackend:
         return hc
 
     @retry_infra
-    def _create(self, sandbox_id: str, **kwargs: Any) -> str:
+    def _create(self, sandbox_id: str, spec: dict[str, Any], name: str) -> str:
         try:
-            resp = self.api.create_container(**kwargs)
+            resp = self.api.create_container_from_config(  # type: ignore[no-untyped-call]
+                spec, name=name
+            )
         except docker.errors.APIError as exc:
             if exc.status_code == 409:
                 # An earlier attempt of this very call created it before the error.
-                return str(self.api.inspect_container(kwargs["name"])["Id"])
+                return str(self.api.inspect_container(name)["Id"])
             raise
         return str(resp["Id"])
 

@@ -463,7 +463,7 @@ def _client_from_env() -> docker.DockerClient:
     except docker.errors.DockerException as exc:
         raise ImageBuildError(
             f"no Docker Engine answers ({_one_line(exc)}); start one "
-            "(scripts/ensure-docker.sh does on Debian/Ubuntu) or set DOCKER_HOST"
+            "(on Linux: `sudo systemctl start docker`) or set DOCKER_HOST"
         ) from exc
 
 
