@@ -121,17 +121,33 @@ function collectNames(pattern, out) {
   }
 }
 
+// Caps on what one result or error carries (characters), as in kernel_python.py.
+const TEXT_LIMIT = 1 << 20;
+const ERROR_LIMIT = 64 << 10;
+
+function capped(text, limit) {
+  if (typeof text !== "string" || text.length <= limit) return text;
+  const half = Math.floor(limit / 2);
+  return (
+    `${text.slice(0, half)}\n[... ${text.length - 2 * half} characters omitted by e2b-tools: ` +
+    `the value is ${text.length} characters long ...]\n${text.slice(-half)}`
+  );
+}
+
 function sendResult(value, main) {
   const data = {
     "text/plain": typeof value === "string" ? `'${value}'` : util.inspect(value, { depth: 4 }),
   };
   if (value !== null && typeof value === "object") {
     try {
-      data["application/json"] = JSON.stringify(value);
+      const json = JSON.stringify(value);
+      // A capped JSON text would not parse: past the limit, text/plain alone.
+      if (json.length <= TEXT_LIMIT) data["application/json"] = json;
     } catch (err) {
       // circular or BigInt: text only
     }
   }
+  data["text/plain"] = capped(data["text/plain"], TEXT_LIMIT);
   send({ type: "result", data, is_main_result: main });
 }
 
@@ -145,7 +161,12 @@ function sendError(err) {
     .split("\n")
     .filter((line) => !line.includes(__filename) && !/\(node:|at node:/.test(line))
     .join("\n");
-  send({ type: "error", name, value, traceback: stack });
+  send({
+    type: "error",
+    name: capped(String(name), ERROR_LIMIT),
+    value: capped(String(value), ERROR_LIMIT),
+    traceback: capped(stack, ERROR_LIMIT),
+  });
 }
 
 async function execute(req) {

@@ -22,6 +22,8 @@ import traceback
 import types
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
+from . import procs
+
 if TYPE_CHECKING:
     import asyncio
 
@@ -39,6 +41,22 @@ _REPR_METHODS = (
 )
 
 _THIS_FILE = os.path.abspath(__file__).rstrip("c")
+# Caps on what one result or error may carry, so a huge value costs the sandbox, never
+# the agent or the host: characters of a text representation, of a base64 image, and
+# of an error's message and traceback.
+TEXT_LIMIT = 1 << 20
+IMAGE_LIMIT = 8 << 20
+ERROR_LIMIT = 64 << 10
+
+
+def _capped(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return (
+        f"{text[:half]}\n[... {len(text) - 2 * half} characters omitted by e2b-tools: "
+        f"the value is {len(text)} characters long ...]\n{text[-half:]}"
+    )
 
 
 class Kernel:
@@ -93,10 +111,13 @@ class Kernel:
         envs = req.get("envs") or {}
         saved = {k: os.environ.get(k) for k in envs}
         os.environ.update({str(k): str(v) for k, v in envs.items()})
+        start = procs.now_ticks()
         try:
             self.run_cell(str(req.get("code", "")))
         except KeyboardInterrupt as exc:
             self.send_error(exc)
+            # The agent killed what this call started; collect those of our children.
+            procs.reap_children(since=start)
         finally:
             for key, old in saved.items():
                 if old is None:
@@ -205,6 +226,16 @@ class Kernel:
             elif mime == "application/json" and not isinstance(out, str):
                 out = json.dumps(out)
             data[mime] = str(out)
+        for mime, text in list(data.items()):
+            if mime == "application/json" and len(text) > TEXT_LIMIT:
+                del data[mime]  # a cut JSON text would not parse; text/plain stays
+            elif not mime.startswith("image/") or mime == "image/svg+xml":
+                data[mime] = _capped(text, TEXT_LIMIT)
+            elif len(text) > IMAGE_LIMIT:
+                del data[mime]
+                data["text/plain"] += (
+                    f" ({mime} of {len(text)} base64 characters dropped: too large)"
+                )
         self.send({"type": "result", "data": data, "is_main_result": main})
 
     def send_error(self, exc: BaseException) -> None:
@@ -221,8 +252,8 @@ class Kernel:
             {
                 "type": "error",
                 "name": type(exc).__name__,
-                "value": str(exc),
-                "traceback": "".join(frames),
+                "value": _capped(str(exc), ERROR_LIMIT),
+                "traceback": _capped("".join(frames), ERROR_LIMIT),
             }
         )
 

@@ -8,7 +8,6 @@ loop serves every request; code contexts and shell commands are child processes.
 
 from __future__ import annotations
 
-import base64
 import codecs
 import heapq
 import itertools
@@ -18,19 +17,18 @@ import selectors
 import shlex
 import shutil
 import signal
-import stat
-import subprocess
 import sys
 import tempfile
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
-from . import kernel_python, languages, protocol
+from . import files, kernel_python, languages, procs, protocol
 from .protocol import Message
 
 READ_CHUNK = 1 << 16
-FILE_CHUNK = 1 << 20
+# Longest line a kernel may send on its control pipe (results are capped well below).
+MAX_KERNEL_LINE = 64 << 20
 # After a command's main process exits, how long to keep reading output that its
 # background children may still write before the call returns.
 EXIT_DRAIN_SECONDS = 0.2
@@ -64,13 +62,9 @@ def _memory_limit() -> Optional[int]:
     return None
 
 
-def _kill_group(pid: int) -> bool:
-    """SIGKILL a process group; True while members were still there."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-        return True
-    except (ProcessLookupError, PermissionError):
-        return False
+def _exec(argv: List[str]) -> Callable[[], None]:
+    """A workload that replaces itself with ``argv`` (looked up on the child's PATH)."""
+    return lambda: os.execvp(argv[0], argv)
 
 
 class ContextNotFound(LookupError):
@@ -134,8 +128,9 @@ class Spill:
                 return
             try:
                 os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                fd = files.open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 # Kept open across many writes until close(): no context manager.
-                self.file = open(self.path, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+                self.file = open(fd, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
                 self.file.write("".join(self.buffer))
             except OSError as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
@@ -163,74 +158,6 @@ class Spill:
         if self.error is not None:
             saved["error"] = self.error
         return saved
-
-
-class ForkedProcess:
-    """A child forked from the agent, with the subset of ``Popen`` the agent uses.
-
-    Forking the already-running interpreter starts a code context in about a
-    millisecond, where exec'ing a new ``python3`` costs tens of milliseconds. The
-    agent is single-threaded, which is what makes ``fork`` safe here.
-    """
-
-    def __init__(
-        self,
-        target: Callable[[], None],
-        keep: Tuple[int, ...],
-        stdout: int,
-        stderr: int,
-        env: Dict[str, str],
-        cwd: str,
-    ) -> None:
-        self.returncode: Optional[int] = None
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child never returns
-            code = 1
-            try:
-                os.setsid()
-                signal.set_wakeup_fd(-1)
-                for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGPIPE):
-                    signal.signal(sig, signal.SIG_DFL)
-                os.dup2(stdout, 1)
-                os.dup2(stderr, 2)
-                keep_fds = {0, 1, 2, *keep}
-                for name in os.listdir("/proc/self/fd"):
-                    fd = int(name)
-                    if fd not in keep_fds:
-                        try:
-                            os.close(fd)
-                        except OSError:
-                            pass
-                os.environ.clear()
-                os.environ.update(env)
-                os.chdir(cwd)
-                target()
-                code = 0
-            except BaseException as exc:
-                _log(f"context failed: {type(exc).__name__}: {exc}")
-            finally:
-                os._exit(code)
-        self.pid = pid
-
-    def poll(self) -> Optional[int]:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.returncode = -signal.SIGKILL
-                return self.returncode
-            if pid:
-                self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self, timeout: float) -> int:
-        end = time.monotonic() + timeout
-        while self.poll() is None:
-            if time.monotonic() > end:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout)
-            time.sleep(0.005)
-        assert self.returncode is not None
-        return self.returncode
 
 
 class Stream:
@@ -290,11 +217,12 @@ class PythonContext:
         self.cwd = cwd
         self.queue: Deque[Message] = deque()
         self.current: Optional[Message] = None
-        self.proc: Optional[ForkedProcess] = None
+        self.proc: Optional[procs.Guarded] = None
+        self.call_start = 0.0
         self.ready = False
         self.ctl_fd = -1
         self.req_fd = -1
-        self.ctl_buf = b""
+        self.ctl_buf = protocol.LineBuffer(MAX_KERNEL_LINE)
         self.streams: List[Stream] = []
         self.timer: Optional[int] = None
         self.timed_out: Optional[str] = None
@@ -312,9 +240,10 @@ class PythonContext:
         finally:
             for fd in (req_r, ctl_w, out_w, err_w):
                 os.close(fd)
+        self.agent.watch(self.proc, self.check_exit)
         self.req_fd = req_w
         self.ctl_fd = ctl_r
-        self.ctl_buf = b""
+        self.ctl_buf = protocol.LineBuffer(MAX_KERNEL_LINE)
         self.ready = False
         os.set_blocking(ctl_r, False)
         self.agent.sel.register(ctl_r, selectors.EVENT_READ, self.on_control)
@@ -325,12 +254,14 @@ class PythonContext:
 
     def spawn(
         self, req_r: int, ctl_w: int, out_w: int, err_w: int, env: Dict[str, str], cwd: str
-    ) -> Any:
-        return ForkedProcess(
+    ) -> procs.Guarded:
+        # Forked, not exec'd: a context starts in about a millisecond this way.
+        return self.agent.spawn(
             lambda: kernel_python.main(req_r, ctl_w),
-            keep=(req_r, ctl_w),
+            stdin=None,
             stdout=out_w,
             stderr=err_w,
+            keep=(req_r, ctl_w),
             env=env,
             cwd=cwd,
         )
@@ -343,11 +274,9 @@ class PythonContext:
 
     def _teardown(self) -> None:
         if self.proc is not None:
-            _kill_group(self.proc.pid)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            self.agent.unwatch(self.proc)
         for s in self.streams:
             s.read_available()
             s.close()
@@ -387,6 +316,7 @@ class PythonContext:
             return
         self.current = req = self.queue.popleft()
         self.timed_out = None
+        self.call_start = procs.now_ticks()
         data = self.encode_request(req)
         try:
             while data:
@@ -424,8 +354,15 @@ class PythonContext:
         if self.proc is None or self.current is None:
             return
         self.timed_out = why
+        pid = self.proc.pid
         try:
-            self.send_interrupt(self.proc.pid)
+            # Frozen, the kernel cannot start more while the rest of the call goes:
+            # whatever it started (children, daemons, a fork bomb). Processes from
+            # earlier calls and the kernel itself stay.
+            os.kill(pid, signal.SIGSTOP)
+            self.proc.kill(keep_workload=True, since=self.call_start)
+            self.send_interrupt(pid)
+            os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             return
         rid = self.current["id"]
@@ -465,14 +402,13 @@ class PythonContext:
         if not data:
             self.on_died()
             return
-        self.ctl_buf += data
-        while b"\n" in self.ctl_buf:
-            line, self.ctl_buf = self.ctl_buf.split(b"\n", 1)
+        for line in self.ctl_buf.feed(data):
             try:
                 msg = json.loads(line)
             except ValueError:
                 continue
-            self.on_kernel_message(msg)
+            if isinstance(msg, dict):
+                self.on_kernel_message(msg)
 
     def on_kernel_message(self, msg: Message) -> None:
         kind = msg.get("type")
@@ -508,10 +444,7 @@ class PythonContext:
             return
         code = proc.poll()
         if code is None:
-            try:
-                code = proc.wait(timeout=1)
-            except subprocess.TimeoutExpired:
-                code = None
+            code = proc.wait(timeout=1)
         self._teardown()
         if code is not None and code < 0:
             how = f"was killed by {_signal_name(-code)}"
@@ -555,22 +488,21 @@ class NodeContext(PythonContext):
 
     def spawn(
         self, req_r: int, ctl_w: int, out_w: int, err_w: int, env: Dict[str, str], cwd: str
-    ) -> Any:
+    ) -> procs.Guarded:
         kernel = os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_node.js")
         node_path = [p for p in env.get("NODE_PATH", "").split(os.pathsep) if p]
         for extra in ("/usr/share/nodejs", "/usr/lib/node_modules", "/usr/local/lib/node_modules"):
             if os.path.isdir(extra) and extra not in node_path:
                 node_path.append(extra)
         env = dict(env, NODE_PATH=os.pathsep.join(node_path))
-        return subprocess.Popen(
-            ["node", kernel, str(req_r), str(ctl_w), self.language],
-            stdin=subprocess.DEVNULL,
+        return self.agent.spawn(
+            _exec(["node", kernel, str(req_r), str(ctl_w), self.language]),
+            stdin=None,
             stdout=out_w,
             stderr=err_w,
-            pass_fds=(req_r, ctl_w),
-            cwd=cwd,
+            keep=(req_r, ctl_w),
             env=env,
-            start_new_session=True,
+            cwd=cwd,
         )
 
 
@@ -586,19 +518,18 @@ class BashContext(PythonContext):
 
     def spawn(
         self, req_r: int, ctl_w: int, out_w: int, err_w: int, env: Dict[str, str], cwd: str
-    ) -> Any:
+    ) -> procs.Guarded:
         self.ctl_number = ctl_w
         self.cells = tempfile.mkdtemp(prefix=f".e2b-tools-bash-{self.id}-")
         self.count = 0
-        return subprocess.Popen(
-            ["bash", "--norc", "--noprofile"],
+        return self.agent.spawn(
+            _exec(["bash", "--norc", "--noprofile"]),
             stdin=req_r,
             stdout=out_w,
             stderr=err_w,
-            pass_fds=(ctl_w,),
-            cwd=cwd,
+            keep=(ctl_w,),
             env=env,
-            start_new_session=True,
+            cwd=cwd,
         )
 
     def start(self) -> None:
@@ -666,25 +597,37 @@ class Command:
         self.stdin_fd = -1
         self.stdin_pending = b""
         self.stdin_closing = False
-        self.proc = subprocess.Popen(
-            [shell, "-c", req["cmd"]],
-            stdin=subprocess.PIPE if req.get("stdin") else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-        )
-        assert self.proc.stdout is not None and self.proc.stderr is not None
-        self.streams = [
-            Stream(agent, os.dup(self.proc.stdout.fileno()), "stdout", self),
-            Stream(agent, os.dup(self.proc.stderr.fileno()), "stderr", self),
-        ]
-        self.proc.stdout.close()
-        self.proc.stderr.close()
-        if self.proc.stdin is not None:
-            self.stdin_fd = os.dup(self.proc.stdin.fileno())
-            self.proc.stdin.close()
+        if not os.path.isdir(cwd):
+            raise NotADirectoryError(20, "Not a directory", cwd)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        in_r: Optional[int] = None
+        in_w = -1
+        if req.get("stdin"):
+            stdin_pipe = os.pipe()
+            in_r, in_w = stdin_pipe[0], stdin_pipe[1]
+        try:
+            self.proc = agent.spawn(
+                _exec([shell, "-c", req["cmd"]]),
+                stdin=in_r,
+                stdout=out_w,
+                stderr=err_w,
+                env=env,
+                cwd=cwd,
+            )
+        except BaseException:
+            for fd in (out_r, err_r, in_w):
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for child_end in (out_w, err_w, in_r):
+                if child_end is not None:
+                    os.close(child_end)
+        agent.watch(self.proc, self.check_exit)
+        self.streams = [Stream(agent, out_r, "stdout", self), Stream(agent, err_r, "stderr", self)]
+        if in_w >= 0:
+            self.stdin_fd = in_w
             os.set_blocking(self.stdin_fd, False)
         agent.send({"id": self.rid, "type": "started", "pid": self.proc.pid})
         timeout = req.get("timeout")
@@ -744,9 +687,8 @@ class Command:
         self.kill()
 
     def kill(self) -> None:
-        if _kill_group(self.proc.pid):
-            # Catch children forked while the signal was being delivered.
-            self.agent.timers.add(0.05, self.kill)
+        """Kill the command and every process it started, wherever they moved."""
+        self.proc.kill()
 
     def stream_closed(self, stream: Stream) -> None:
         self.maybe_finish()
@@ -777,6 +719,7 @@ class Command:
         self.agent.timers.cancel(self.timer)
         self.agent.timers.cancel(self.drain_timer)
         self.agent.commands.pop(self.rid, None)
+        self.agent.unwatch(self.proc)
         exit_code = 128 - code if code < 0 else code
         value: Dict[str, Any] = {"exit_code": exit_code, "pid": self.proc.pid}
         if self.timed_out:
@@ -834,10 +777,12 @@ class ProgramRun(Command):
         self.agent.finish(self.rid, {"exit_code": code})
 
 
-class Agent:
+class Agent(files.FileOps):
     def __init__(self, root: str) -> None:
         self.root = root
         env = os.environ
+        # First of all: out of user code's reach (see procs).
+        self.identity = procs.become_agent(env.pop("E2B_TOOLS_USER", ""))
         self.workdir = env.pop("E2B_TOOLS_WORKDIR", "") or env.get("HOME") or "/"
         deadline = env.pop("E2B_TOOLS_DEADLINE", "")
         self.interrupt_grace = float(env.pop("E2B_TOOLS_INTERRUPT_GRACE", "") or 2.0)
@@ -862,14 +807,17 @@ class Agent:
         signal.signal(signal.SIGCHLD, lambda *_: None)
         signal.signal(signal.SIGTERM, lambda *_: self.shutdown("SIGTERM"))
         self.sel.register(self.sig_r, selectors.EVENT_READ, self.on_signal)
-        self.inbuf = b""
+        self.inbuf = protocol.LineBuffer()
         self.timers = Timers()
+        self.guards: Set[procs.Guarded] = set()
+        self.uploads: Dict[str, files.Upload] = {}
         self.contexts: Dict[str, PythonContext] = {}
         self.commands: Dict[str, Command] = {}
         self.spills: Dict[str, Spill] = {}
         self.context_seq = 0
         self.deadline: Optional[float] = float(deadline) if deadline else None
         self.deadline_timer: Optional[int] = None
+        self.watchdog = procs.Watchdog(self.deadline)
         self.schedule_deadline()
         # Warm the default context so the first run_code does not pay for its start.
         self.context("python", None).start()
@@ -877,6 +825,10 @@ class Agent:
     # -- plumbing ----------------------------------------------------------------
     def send(self, msg: Message) -> None:
         data = protocol.encode(msg)
+        if len(data) > protocol.MAX_LINE:
+            for smaller in protocol.shrink(msg, len(data)):
+                self.send(smaller)
+            return
         while data:
             try:
                 data = data[os.write(self.out_fd, data) :]
@@ -922,20 +874,55 @@ class Agent:
         path = os.path.expanduser(path)
         return os.path.normpath(os.path.join(self.workdir, path))
 
+    def spawn(
+        self,
+        run: Callable[[], None],
+        *,
+        stdin: Optional[int],
+        stdout: int,
+        stderr: int,
+        env: Dict[str, str],
+        cwd: str,
+        keep: Tuple[int, ...] = (),
+    ) -> procs.Guarded:
+        """Start a workload as the sandbox user, under a guard (see procs)."""
+        proc = procs.Guarded(
+            run,
+            self.identity,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            keep=keep,
+            env=env,
+            cwd=cwd,
+        )
+        self.guards.add(proc)
+        return proc
+
+    def watch(self, proc: procs.Guarded, on_exit: Callable[[], None]) -> None:
+        """Call ``on_exit`` when news of ``proc``'s exit arrives."""
+        self.sel.register(proc.status_fd, selectors.EVENT_READ, on_exit)
+
+    def unwatch(self, proc: procs.Guarded) -> None:
+        if proc.status_fd >= 0:
+            self.sel.unregister(proc.status_fd)
+            proc.close()
+
     def schedule_deadline(self) -> None:
         self.timers.cancel(self.deadline_timer)
         self.deadline_timer = None
+        try:
+            self.watchdog.set_deadline(self.deadline)
+        except OSError as exc:
+            _log(f"watchdog unreachable: {exc}")
         if self.deadline is not None:
             delay = max(0.0, self.deadline - time.time())
             self.deadline_timer = self.timers.add(delay, lambda: self.shutdown("deadline"))
 
     def shutdown(self, why: str) -> None:
         _log(f"exiting: {why}")
-        for ctx in self.contexts.values():
-            if ctx.proc is not None:
-                _kill_group(ctx.proc.pid)
-        for cmd in self.commands.values():
-            _kill_group(cmd.proc.pid)
+        for proc in self.guards:
+            procs.kill_tree(proc.guard_pid)
         os._exit(0)
 
     def context(self, language: str, context_id: Optional[str]) -> PythonContext:
@@ -976,10 +963,17 @@ class Agent:
                 pass
         except BlockingIOError:
             pass
-        for ctx in list(self.contexts.values()):
-            ctx.check_exit()
-        for cmd in list(self.commands.values()):
-            cmd.check_exit()
+        for proc in list(self.guards):
+            if proc.reap():
+                self.guards.discard(proc)
+        try:
+            gone = os.waitpid(self.watchdog.pid, os.WNOHANG)[0]
+        except ChildProcessError:
+            gone = self.watchdog.pid
+        if gone:
+            _log("the watchdog died; starting another")
+            os.close(self.watchdog.fd)
+            self.watchdog = procs.Watchdog(self.deadline)
 
     def on_input(self) -> None:
         try:
@@ -992,13 +986,11 @@ class Agent:
             self.sel.unregister(self.in_fd)
             _log("input closed")
             return
-        self.inbuf += data
-        if b"\n" not in data:
-            return
-        *lines, self.inbuf = self.inbuf.split(b"\n")
-        for line in lines:
-            if line.strip():
-                self.handle_line(line)
+        dropped = self.inbuf.dropped
+        for line in self.inbuf.feed(data):
+            self.handle_line(line)
+        if self.inbuf.dropped != dropped:
+            _log(f"dropped a request line over {protocol.MAX_LINE} bytes")
 
     def handle_line(self, line: bytes) -> None:
         try:
@@ -1165,145 +1157,12 @@ class Agent:
             self.finish(req["id"], {"killed": False})
             return
         cmd.kill()
+        # Answer once the process is gone (reaped), not merely signalled.
+        cmd.proc.wait(timeout=2.0)
         self.finish(req["id"], {"killed": True})
 
     def op_list_processes(self, req: Message) -> None:
         self.finish(req["id"], {"processes": [c.describe() for c in self.commands.values()]})
-
-    def op_read_file(self, req: Message) -> None:
-        path = self.resolve(req["path"])
-        offset = int(req.get("offset") or 0)
-        length = req.get("length")
-        total = 0
-        with open(path, "rb") as f:
-            if offset:
-                f.seek(offset)
-            remaining = length
-            while remaining is None or remaining > 0:
-                n = FILE_CHUNK if remaining is None else min(FILE_CHUNK, remaining)
-                chunk = f.read(n)
-                if not chunk:
-                    break
-                total += len(chunk)
-                if remaining is not None:
-                    remaining -= len(chunk)
-                self.send(
-                    {"id": req["id"], "type": "data", "data": base64.b64encode(chunk).decode()}
-                )
-            size = os.fstat(f.fileno()).st_size
-        self.finish(req["id"], {"size": size, "read": total})
-
-    def op_write_file(self, req: Message) -> None:
-        path = self.resolve(req["path"])
-        data = base64.b64decode(req["data"])
-        parent = os.path.dirname(path)
-        if parent:
-            os.makedirs(parent, exist_ok=True)
-        if req.get("append"):
-            with open(path, "ab") as f:
-                f.write(data)
-        else:
-            if os.path.isdir(path):
-                raise IsADirectoryError(21, "Is a directory", path)
-            # Replace what the path names (through a symlink), keeping an existing
-            # file's permission bits, and refuse a file its mode makes read-only, as
-            # writing it in place would.
-            dest = os.path.realpath(path)
-            try:
-                mode: Optional[int] = stat.S_IMODE(os.stat(dest).st_mode)
-            except FileNotFoundError:
-                mode = None
-            if mode is not None and not os.access(dest, os.W_OK):
-                raise PermissionError(13, "Permission denied", dest)
-            tmp = f"{dest}.e2b-tools-{os.getpid()}.tmp"
-            try:
-                with open(tmp, "wb") as f:
-                    f.write(data)
-                if mode is not None:
-                    os.chmod(tmp, mode)
-                os.replace(tmp, dest)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
-        self.finish(req["id"], self.entry(path))
-
-    def entry(self, path: str) -> Dict[str, Any]:
-        st = os.lstat(path)
-        kind = "file"
-        target = None
-        if stat.S_ISDIR(st.st_mode):
-            kind = "dir"
-        elif stat.S_ISLNK(st.st_mode):
-            kind = "symlink"
-            target = os.readlink(path)
-            try:
-                if stat.S_ISDIR(os.stat(path).st_mode):
-                    kind = "dir"
-            except OSError:
-                pass
-        return {
-            "name": os.path.basename(path) or path,
-            "path": path,
-            "type": kind,
-            "size": st.st_size,
-            "mode": stat.S_IMODE(st.st_mode),
-            "permissions": stat.filemode(st.st_mode),
-            "uid": st.st_uid,
-            "gid": st.st_gid,
-            "modified_time": st.st_mtime,
-            "symlink_target": target,
-        }
-
-    def op_list_dir(self, req: Message) -> None:
-        root = self.resolve(req["path"])
-        depth = max(1, int(req.get("depth") or 1))
-        if not os.path.isdir(root):
-            if os.path.exists(root):
-                raise NotADirectoryError(20, "Not a directory", root)
-            raise FileNotFoundError(2, "No such file or directory", root)
-        entries: List[Dict[str, Any]] = []
-
-        def walk(path: str, level: int) -> None:
-            with os.scandir(path) as it:
-                items = sorted(it, key=lambda e: e.name)
-            for item in items:
-                try:
-                    entries.append(self.entry(item.path))
-                except OSError:
-                    continue
-                if level < depth and item.is_dir(follow_symlinks=False):
-                    try:
-                        walk(item.path, level + 1)
-                    except OSError:
-                        pass
-
-        walk(root, 1)
-        self.finish(req["id"], {"entries": entries})
-
-    def op_stat(self, req: Message) -> None:
-        path = self.resolve(req["path"])
-        try:
-            value: Dict[str, Any] = {"exists": True, "entry": self.entry(path)}
-        except FileNotFoundError:
-            value = {"exists": False}
-        self.finish(req["id"], value)
-
-    def op_remove(self, req: Message) -> None:
-        path = self.resolve(req["path"])
-        if os.path.isdir(path) and not os.path.islink(path):
-            shutil.rmtree(path)
-        else:
-            os.unlink(path)
-        self.finish(req["id"])
-
-    def op_make_dir(self, req: Message) -> None:
-        path = self.resolve(req["path"])
-        created = not os.path.isdir(path)
-        os.makedirs(path, exist_ok=True)
-        self.finish(req["id"], {"created": created})
 
 
 def main(root: str) -> None:

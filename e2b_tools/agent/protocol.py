@@ -35,10 +35,14 @@ carrying its ``protocol_version`` before the ``done``.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 """Bumped whenever a message shape changes incompatibly."""
+
+MAX_LINE = 16 << 20
+"""Longest line either side sends or accepts, in bytes. The agent never sends a longer
+one (:func:`shrink`); the host treats one as a broken stream."""
 
 # op -> {field: (accepted types, required)}; ``id`` and ``op`` are always required.
 _STR = (str,)
@@ -80,11 +84,14 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "path": (_STR, True),
         "offset": (_INT, False),
         "length": (_OPT_INT, False),
+        "limit": (_OPT_INT, False),
     },
     "write_file": {
         "path": (_STR, True),
         "data": (_STR, True),
         "append": (_BOOL, False),
+        "upload": (_STR, False),
+        "final": (_BOOL, False),
     },
     "list_dir": {"path": (_STR, True), "depth": (_INT, False)},
     "stat": {"path": (_STR, True)},
@@ -153,3 +160,73 @@ def decode_event(line: bytes) -> Message:
     if obj.get("type") not in EVENT_TYPES:
         raise ProtocolError(f"unknown event type {obj.get('type')!r}")
     return obj
+
+
+def shrink(message: Message, size: int) -> List[Message]:
+    """What to send instead of ``message``, whose line would be ``size`` bytes."""
+    rid = message.get("id", "")
+    kind = message.get("type")
+    note = f"[{size} bytes, over the protocol's limit of {MAX_LINE}: dropped by e2b-tools]"
+    if kind == "result":
+        return [{**message, "data": {"text/plain": f"<a result of {note}>"}}]
+    if kind == "error":
+        cut = MAX_LINE // 8
+        return [
+            {
+                **message,
+                "value": str(message.get("value", ""))[:cut],
+                "traceback": str(message.get("traceback", ""))[-cut:],
+            }
+        ]
+    error = {
+        "id": rid,
+        "type": "error",
+        "name": "ResultTooLarge",
+        "value": f"the answer was {note}; ask for less (a smaller directory, a lower depth)",
+        "traceback": "",
+    }
+    return [error, {"id": rid, "type": "done", "value": {}}] if kind == "done" else [error]
+
+
+class LineBuffer:
+    """Splits a byte stream into lines, holding at most ``limit`` bytes of an unfinished one.
+
+    A longer line is dropped whole (up to its newline) and counted in ``dropped``. Each
+    byte is scanned once, so a huge line costs linear time, not quadratic.
+    """
+
+    def __init__(self, limit: Optional[int] = None) -> None:
+        self.limit = MAX_LINE if limit is None else limit
+        self.buf = bytearray()
+        self.skip = False
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> List[bytes]:
+        if self.skip:
+            end = data.find(b"\n")
+            if end < 0:
+                return []
+            data = data[end + 1 :]
+            self.skip = False
+        if b"\n" not in data:
+            self.buf += data
+            if len(self.buf) > self.limit:
+                self._drop()
+            return []
+        self.buf += data
+        *lines, rest = self.buf.split(b"\n")
+        self.buf = rest
+        if len(rest) > self.limit:
+            self._drop()
+        out = []
+        for line in lines:
+            if len(line) > self.limit:
+                self.dropped += 1
+            elif line.strip():
+                out.append(bytes(line))
+        return out
+
+    def _drop(self) -> None:
+        self.buf = bytearray()
+        self.skip = True
+        self.dropped += 1
