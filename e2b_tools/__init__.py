@@ -27,6 +27,7 @@ from ._exceptions import (
     SandboxTimeoutError,
     TimeoutException,
 )
+from ._files import AsyncFiles
 from ._gc import agc, gc
 from ._models import (
     CommandResult,
@@ -40,7 +41,7 @@ from ._models import (
     Result,
     SandboxInfo,
 )
-from ._sandbox import AsyncCommandHandle, AsyncCommands, AsyncFiles, AsyncSandbox
+from ._sandbox import AsyncCommandHandle, AsyncCommands, AsyncSandbox
 from ._sync import CommandHandle, Commands, Files, Sandbox
 from ._version import __version__
 

@@ -4,15 +4,23 @@ Docker multiplexes a non-TTY container's stdout and stderr on the attach socket 
 frames with an 8-byte header (stream type, 3 zero bytes, big-endian payload size).
 Stdout carries the protocol; stderr carries the agent's own log lines, of which the
 last few are kept to explain a sandbox that went away.
+
+Everything from the sandbox is untrusted input: a line longer than
+:data:`protocol.MAX_LINE` or one that does not parse fails every call in flight with
+:class:`ProtocolError` and closes the stream (the next call re-attaches), and a stream
+that goes quiet while calls wait is probed, so no call waits on an answer that can no
+longer come.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import secrets
 import socket
+import time
 from typing import Any
 
 from ._exceptions import ProtocolError, SandboxGoneError
@@ -26,14 +34,37 @@ _READERS: set[asyncio.Task[None]] = set()
 _HEADER = 8
 _STDOUT = 1
 _STDERR = 2
+# A stream with calls in flight that stays silent this long is probed; an agent that
+# does not answer the probe in time is treated as gone.
+LIVENESS_INTERVAL = 20.0
+PROBE_TIMEOUT = 10.0
+
+
+# Bytes of events one call may have waiting for its consumer before the reader stops
+# reading the stream (and so the agent stops sending) until it catches up.
+CALL_BACKLOG = 32 << 20
 
 
 class Call:
-    """One request in flight: its events arrive on ``queue`` until ``done``."""
+    """One request in flight: its events arrive through :meth:`get` until ``done``."""
 
     def __init__(self, request_id: str) -> None:
         self.id = request_id
-        self.queue: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Message | BaseException, int]] = asyncio.Queue()
+        self.backlog = 0
+        self.drained = asyncio.Event()
+
+    def put(self, item: Message | BaseException, size: int = 0) -> None:
+        self.backlog += size
+        self.queue.put_nowait((item, size))
+
+    async def get(self) -> Message | BaseException:
+        """The next event (or the error that ended the call)."""
+        item, size = await self.queue.get()
+        self.backlog -= size
+        if self.backlog <= CALL_BACKLOG // 2:
+            self.drained.set()
+        return item
 
 
 class AgentConnection:
@@ -57,9 +88,12 @@ class AgentConnection:
         self.closed_reason: str | None = None
         self.hello: Message = {}
         self._write_lock = asyncio.Lock()
-        self._task = asyncio.get_running_loop().create_task(self._read_loop())
+        self._last_heard = time.monotonic()
+        loop = asyncio.get_running_loop()
+        self._task = loop.create_task(self._read_loop())
         _READERS.add(self._task)
         self._task.add_done_callback(_READERS.discard)
+        self._probe = loop.create_task(self._liveness_loop())
 
     @classmethod
     async def open(cls, sock: socket.socket, sandbox_id: str) -> AgentConnection:
@@ -78,27 +112,27 @@ class AgentConnection:
         return list(self._agent_log)
 
     async def _read_loop(self) -> None:
-        buf = b""
+        lines = protocol.LineBuffer()
         reason = "the sandbox closed the connection (the container exited)"
         try:
             while True:
                 header = await self._reader.readexactly(_HEADER)
                 size = int.from_bytes(header[4:], "big")
                 payload = await self._reader.readexactly(size) if size else b""
+                self._last_heard = time.monotonic()
                 if header[0] == _STDERR:
-                    for text in payload.decode("utf-8", "replace").splitlines():
+                    for text in payload[:4096].decode("utf-8", "replace").splitlines():
                         if text.strip():
                             self._agent_log.append(text)
                     continue
                 if header[0] != _STDOUT:
                     continue
-                buf += payload
-                if b"\n" not in payload:
-                    continue
-                lines = buf.split(b"\n")
-                buf = lines.pop()
-                for line in lines:
+                for line in lines.feed(payload):
                     self._dispatch(line)
+                if lines.dropped:
+                    self._broken(f"a line longer than {protocol.MAX_LINE} bytes")
+                    return
+                await self._wait_for_consumers()
         except asyncio.IncompleteReadError:
             pass
         except (OSError, asyncio.CancelledError) as exc:
@@ -106,31 +140,76 @@ class AgentConnection:
         finally:
             self._close(reason)
 
+    async def _wait_for_consumers(self) -> None:
+        """Backpressure: hold the stream while a call has too much waiting for its reader."""
+        for call in list(self._calls.values()):
+            while call.backlog > CALL_BACKLOG and self._calls.get(call.id) is call:
+                call.drained.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(call.drained.wait(), 1.0)
+
+    def _broken(self, what: str) -> None:
+        """The stream cannot be trusted any more: fail every call in flight and close."""
+        error = ProtocolError(
+            f"the sandbox sent {what}; the calls in flight were failed and the connection "
+            "closed (the next call reconnects)",
+            sandbox_id=self.sandbox_id,
+        )
+        self._agent_log.append(f"protocol stream broken: {what}")
+        self._close(str(error.message), error)
+
     def _dispatch(self, line: bytes) -> None:
-        if not line.strip():
+        if self.closed_reason is not None:
             return
         try:
             event = protocol.decode_event(line)
-        except protocol.ProtocolError:
-            self._agent_log.append(f"unreadable protocol line: {line[:200]!r}")
+        except protocol.ProtocolError as exc:
+            self._broken(f"an unreadable line ({exc}: {line[:80]!r})")
             return
         call = self._calls.get(event["id"])
         if call is None:
             return  # another client's call, or one we stopped waiting for
         if event.get("type") == "done":
             del self._calls[call.id]
-        call.queue.put_nowait(event)
+        call.put(event, len(line))
 
-    def _close(self, reason: str) -> None:
+    def _close(self, reason: str, error: BaseException | None = None) -> None:
         if self.closed_reason is None:
             self.closed_reason = reason
         for call in self._calls.values():
-            call.queue.put_nowait(SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id))
+            call.put(error or SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id))
         self._calls.clear()
         try:
             self._writer.close()
         except Exception:
             pass
+        if not self._probe.done() and self._probe is not asyncio.current_task():
+            self._probe.cancel()
+
+    async def _liveness_loop(self) -> None:
+        while self.closed_reason is None:
+            await asyncio.sleep(LIVENESS_INTERVAL / 2)
+            quiet = time.monotonic() - self._last_heard
+            if not self._calls or quiet < LIVENESS_INTERVAL:
+                continue
+            try:
+                call = await self.send("info")
+                await asyncio.wait_for(self._answer(call), PROBE_TIMEOUT)
+            except asyncio.TimeoutError:
+                self._close(
+                    f"the sandbox's agent stopped answering (silent for {quiet:.0f}s, and no "
+                    f"answer to a liveness probe within {PROBE_TIMEOUT:g}s)"
+                )
+                return
+            except Exception:
+                return  # closed meanwhile: the calls have their error already
+
+    @staticmethod
+    async def _answer(call: Call) -> None:
+        while True:
+            event = await call.get()
+            if isinstance(event, BaseException) or event.get("type") == "done":
+                return
 
     async def send(self, op: str, **fields: Any) -> Call:
         """Send one request; raise :class:`SandboxGoneError` if it could not be sent."""
@@ -162,7 +241,7 @@ class AgentConnection:
         async def wait() -> Message:
             hello: Message = {}
             while True:
-                event = await call.queue.get()
+                event = await call.get()
                 if isinstance(event, BaseException):
                     raise event
                 if event["type"] == "hello":
@@ -187,6 +266,7 @@ class AgentConnection:
         return self.hello
 
     async def close(self) -> None:
+        self._probe.cancel()
         self._task.cancel()
         try:
             await self._task

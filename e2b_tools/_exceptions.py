@@ -21,7 +21,8 @@ E2B's names are kept as aliases (``SandboxException``, ``TimeoutException``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import builtins
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._models import CommandResult, Execution
@@ -119,6 +120,36 @@ class SandboxFileError(SandboxError, OSError):
 
 class ProtocolError(SandboxError):
     """The agent sent something this version of e2b-tools does not understand."""
+
+
+def error_from_event(
+    event: dict[str, Any], sandbox_id: str | None, path: str | None = None
+) -> SandboxError:
+    """The exception for an ``error`` event of the agent (the one translation point)."""
+    name = str(event.get("name", "Error"))
+    value = str(event.get("value", ""))
+    where = f": {path}" if path else ""
+    if name == "FileNotFoundError":
+        return NotFoundError(f"no such file or directory{where}", sandbox_id=sandbox_id)
+    if name in ("IsADirectoryError", "NotADirectoryError", "PermissionError", "FileExistsError"):
+        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+    if name == "ProtocolError":
+        return ProtocolError(value, sandbox_id=sandbox_id)
+    if name == "NotRegularFile":
+        return SandboxFileError(
+            f"{path or 'the path'} is {value}; only regular files can be read or written",
+            sandbox_id=sandbox_id,
+        )
+    if name == "FileTooLarge":
+        return SandboxFileError(
+            f"{path or 'the file'} is {value}: pass max_size= (larger, or None for no cap) "
+            "to read it whole, or offset= and length= to read a part",
+            sandbox_id=sandbox_id,
+        )
+    builtin = getattr(builtins, name, None)
+    if isinstance(builtin, type) and issubclass(builtin, OSError):
+        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+    return SandboxError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
 
 
 # E2B's names, so code written against the ``e2b`` SDK keeps working.

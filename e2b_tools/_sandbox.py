@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import builtins
 import collections
 import contextlib
 import datetime as dt
 import inspect
-import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
-from typing import IO, Any, Literal, overload
+from typing import Any, Literal, overload
 
 from ._config import (
     DEFAULT_CODE_TIMEOUT,
@@ -27,17 +24,16 @@ from ._connection import AgentConnection, Call
 from ._exceptions import (
     CommandExitError,
     InvalidArgumentError,
-    NotFoundError,
     ProtocolError,
     SandboxError,
-    SandboxFileError,
     SandboxGoneError,
     SandboxTimeoutError,
+    error_from_event,
 )
+from ._files import AsyncFiles
 from ._models import (
     CommandResult,
     Context,
-    EntryInfo,
     Execution,
     ExecutionError,
     ProcessInfo,
@@ -113,22 +109,6 @@ class BoundedText:
 
     def text(self) -> str:
         return "".join(self.chunks())
-
-
-def _error_from_event(event: Message, sandbox_id: str, path: str | None = None) -> SandboxError:
-    name = str(event.get("name", "Error"))
-    value = str(event.get("value", ""))
-    where = f": {path}" if path else ""
-    if name == "FileNotFoundError":
-        return NotFoundError(f"no such file or directory{where}", sandbox_id=sandbox_id)
-    if name in ("IsADirectoryError", "NotADirectoryError", "PermissionError", "FileExistsError"):
-        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
-    if name == "ProtocolError":
-        return ProtocolError(value, sandbox_id=sandbox_id)
-    builtin = getattr(builtins, name, None)
-    if isinstance(builtin, type) and issubclass(builtin, OSError):
-        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
-    return SandboxError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
 
 
 class AsyncSandbox:
@@ -403,12 +383,11 @@ class AsyncSandbox:
         """Yield ``call``'s events up to ``done``, bounded by ``timeout`` overall."""
         timer = None
         if timeout is not None:
-            timer = asyncio.get_running_loop().call_later(
-                timeout, call.queue.put_nowait, _CallTimeout()
-            )
+            timer = asyncio.get_running_loop().call_later(timeout, call.put, _CallTimeout())
+        done = False
         try:
             while True:
-                item = await call.queue.get()
+                item = await call.get()
                 if isinstance(item, _CallTimeout):
                     self._conn.forget(call)
                     # Best effort: stop the work the agent may still be doing for it.
@@ -426,12 +405,16 @@ class AsyncSandbox:
                     ) from None
                 if isinstance(item, BaseException):
                     raise item
+                done = item.get("type") == "done"
                 yield item
-                if item.get("type") == "done":
+                if done:
                     return
         finally:
             if timer is not None:
                 timer.cancel()
+            if not done:
+                # The caller stopped listening: drop whatever else arrives for the call.
+                self._conn.forget(call)
 
     async def _request(
         self, op: str, fields: dict[str, Any], timeout: float | None, path: str | None = None
@@ -446,7 +429,7 @@ class AsyncSandbox:
             elif event["type"] == "done":
                 value = event.get("value") or {}
         if error is not None:
-            raise _error_from_event(error, self._sandbox_id, path)
+            raise error_from_event(error, self._sandbox_id, path)
         return value
 
     # -- code --------------------------------------------------------------------
@@ -741,6 +724,9 @@ class AsyncCommands:
                 raise ProtocolError(
                     "the command ended without starting", sandbox_id=self._sbx.sandbox_id
                 )
+            # Nobody may ever wait() for it: retrieve its outcome so that a sandbox killed
+            # under it does not print "Task exception was never retrieved".
+            task.add_done_callback(_retrieve)
             return AsyncCommandHandle(self, started.result(), task)
         result, _ = await self._run(
             cmd, cwd, envs, timeout, on_stdout, on_stderr, stdin=stdin, kill_on_cancel=True
@@ -836,7 +822,7 @@ class AsyncCommands:
                     f"cannot run the command: cwd {cwd!r} is not a directory in the sandbox",
                     sandbox_id=sbx.sandbox_id,
                 )
-            raise _error_from_event(error, sbx.sandbox_id)
+            raise error_from_event(error, sbx.sandbox_id)
         result = CommandResult(
             stdout=stdout.text(),
             stderr=stderr.text(),
@@ -859,6 +845,11 @@ class AsyncCommands:
 
 
 _CANCEL_KILL_TIMEOUT = 5.0
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class AsyncCommandHandle:
@@ -897,125 +888,3 @@ class AsyncCommandHandle:
     async def close_stdin(self) -> None:
         """Close the command's stdin."""
         await self._commands.close_stdin(self._pid)
-
-
-_FILE_TIMEOUT = 120.0
-
-
-class AsyncFiles:
-    """Files in a sandbox (``sandbox.files``). Relative paths are under the workspace."""
-
-    def __init__(self, sandbox: AsyncSandbox) -> None:
-        self._sbx = sandbox
-
-    @overload
-    async def read(self, path: str, format: Literal["text"] = "text") -> str: ...
-
-    @overload
-    async def read(self, path: str, format: Literal["bytes"]) -> bytes: ...
-
-    async def read(self, path: str, format: Literal["text", "bytes"] = "text") -> str | bytes:
-        """Read a whole file as text (UTF-8) or bytes.
-
-        Raises:
-            NotFoundError: No such file.
-            InvalidArgumentError: ``format="text"`` on a file that is not UTF-8.
-        """
-        if format not in ("text", "bytes"):
-            raise InvalidArgumentError("format must be 'text' or 'bytes'")
-        sbx = self._sbx
-        call = await sbx._send("read_file", {"path": path})
-        parts: list[bytes] = []
-        error: Message | None = None
-        async for event in sbx._events(call, _FILE_TIMEOUT):
-            if event["type"] == "data":
-                parts.append(base64.b64decode(event["data"]))
-            elif event["type"] == "error":
-                error = event
-        if error is not None:
-            raise _error_from_event(error, sbx.sandbox_id, path)
-        data = b"".join(parts)
-        if format == "bytes":
-            return data
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError(
-                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "read it with format='bytes'",
-                sandbox_id=sbx.sandbox_id,
-            ) from None
-
-    async def write(self, path: str, data: str | bytes | IO[bytes] | IO[str]) -> EntryInfo:
-        """Write a file, creating parent directories; replaces it atomically."""
-        if isinstance(data, str):
-            payload = data.encode("utf-8")
-        elif isinstance(data, (bytes, bytearray, memoryview)):
-            payload = bytes(data)
-        elif hasattr(data, "read"):
-            raw = data.read()
-            payload = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-        else:
-            raise InvalidArgumentError("data must be str, bytes or a readable file object")
-        value = await self._sbx._request(
-            "write_file",
-            {"path": path, "data": base64.b64encode(payload).decode("ascii")},
-            _FILE_TIMEOUT,
-            path,
-        )
-        return _entry(value)
-
-    async def list(self, path: str = ".", depth: int = 1) -> list[EntryInfo]:
-        """Entries of a directory, recursing ``depth`` levels."""
-        if depth < 1:
-            raise InvalidArgumentError("depth must be >= 1")
-        value = await self._sbx._request(
-            "list_dir", {"path": path, "depth": depth}, _FILE_TIMEOUT, path
-        )
-        return [_entry(e) for e in value.get("entries", [])]
-
-    async def exists(self, path: str) -> bool:
-        """Whether a file or directory exists at ``path``."""
-        value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
-        return bool(value.get("exists"))
-
-    async def get_info(self, path: str) -> EntryInfo:
-        """Details of one file or directory."""
-        value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
-        if not value.get("exists"):
-            raise NotFoundError(
-                f"no such file or directory: {path}", sandbox_id=self._sbx.sandbox_id
-            )
-        return _entry(value["entry"])
-
-    async def remove(self, path: str) -> None:
-        """Delete a file, or a directory with everything in it."""
-        await self._sbx._request("remove", {"path": path}, _FILE_TIMEOUT, path)
-
-    async def make_dir(self, path: str) -> bool:
-        """Create a directory and its parents; False if it already existed."""
-        value = await self._sbx._request("make_dir", {"path": path}, _FILE_TIMEOUT, path)
-        return bool(value.get("created"))
-
-    async def upload(self, local_path: str | os.PathLike[str], path: str) -> EntryInfo:
-        """Copy a file from the host into the sandbox."""
-        data = await asyncio.to_thread(Path(local_path).read_bytes)
-        return await self.write(path, data)
-
-    async def download(self, path: str, local_path: str | os.PathLike[str]) -> Path:
-        """Copy a file from the sandbox to the host; returns the local path."""
-        data = await self.read(path, format="bytes")
-        target = Path(local_path)
-        await asyncio.to_thread(target.write_bytes, data)
-        return target
-
-
-def _entry(value: dict[str, Any]) -> EntryInfo:
-    return EntryInfo(
-        **{
-            **value,
-            "modified_time": dt.datetime.fromtimestamp(
-                float(value.get("modified_time", 0)), dt.timezone.utc
-            ),
-        }
-    )

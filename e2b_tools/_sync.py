@@ -24,11 +24,11 @@ from ._config import (
     NetworkMode,
     SandboxConfig,
 )
+from ._files import DEFAULT_READ_LIMIT, AsyncFiles
 from ._models import CommandResult, Context, EntryInfo, Execution, ProcessInfo, SandboxInfo
 from ._sandbox import (
     AsyncCommandHandle,
     AsyncCommands,
-    AsyncFiles,
     AsyncSandbox,
     ErrorHandler,
     OutputHandler,
@@ -354,20 +354,52 @@ class Files:
         self._inner = inner
 
     @overload
-    def read(self, path: str, format: Literal["text"] = "text") -> str: ...
+    def read(
+        self,
+        path: str,
+        format: Literal["text"] = "text",
+        *,
+        max_size: int | None = DEFAULT_READ_LIMIT,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> str: ...
 
     @overload
-    def read(self, path: str, format: Literal["bytes"]) -> bytes: ...
+    def read(
+        self,
+        path: str,
+        format: Literal["bytes"],
+        *,
+        max_size: int | None = DEFAULT_READ_LIMIT,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> bytes: ...
 
-    def read(self, path: str, format: Literal["text", "bytes"] = "text") -> str | bytes:
-        """Read a whole file as text or bytes; see :meth:`AsyncFiles.read`."""
+    def read(
+        self,
+        path: str,
+        format: Literal["text", "bytes"] = "text",
+        *,
+        max_size: int | None = DEFAULT_READ_LIMIT,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> str | bytes:
+        """Read a file (capped at ``max_size``) as text or bytes; see :meth:`AsyncFiles.read`."""
         if format == "bytes":
-            return _run(self._inner.read(path, "bytes"))
-        return _run(self._inner.read(path, format))
+            return _run(
+                self._inner.read(path, "bytes", max_size=max_size, offset=offset, length=length)
+            )
+        return _run(self._inner.read(path, format, max_size=max_size, offset=offset, length=length))
 
-    def write(self, path: str, data: str | bytes | IO[bytes] | IO[str]) -> EntryInfo:
-        """Write a file, creating parent directories."""
-        return _run(self._inner.write(path, data))
+    def write(
+        self,
+        path: str,
+        data: str | bytes | bytearray | memoryview | IO[bytes] | IO[str],
+        *,
+        append: bool = False,
+    ) -> EntryInfo:
+        """Write (or ``append`` to) a file, creating parent directories."""
+        return _run(self._inner.write(path, data, append=append))
 
     def list(self, path: str = ".", depth: int = 1) -> list[EntryInfo]:
         """Entries of a directory."""
@@ -393,6 +425,8 @@ class Files:
         """Copy a host file into the sandbox."""
         return _run(self._inner.upload(local_path, path))
 
-    def download(self, path: str, local_path: str | os.PathLike[str]) -> Path:
-        """Copy a sandbox file to the host."""
-        return _run(self._inner.download(path, local_path))
+    def download(
+        self, path: str, local_path: str | os.PathLike[str], *, max_size: int | None = None
+    ) -> Path:
+        """Copy a sandbox file to the host, in chunks (``max_size`` caps it)."""
+        return _run(self._inner.download(path, local_path, max_size=max_size))
