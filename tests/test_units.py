@@ -9,10 +9,10 @@ import pytest
 
 import e2b_tools
 from e2b_tools import _bundle
+from e2b_tools._files import AsyncFiles
 from e2b_tools._sandbox import (
     AsyncCommandHandle,
     AsyncCommands,
-    AsyncFiles,
     AsyncSandbox,
     BoundedText,
 )
