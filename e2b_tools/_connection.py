@@ -131,6 +131,7 @@ class AgentConnection:
                     self._dispatch(line)
                 if lines.dropped:
                     self._broken(f"a line longer than {protocol.MAX_LINE} bytes")
+                if self.closed_reason is not None:
                     return
                 await self._wait_for_consumers()
         except asyncio.IncompleteReadError:
@@ -144,6 +145,8 @@ class AgentConnection:
         """Backpressure: hold the stream while a call has too much waiting for its reader."""
         for call in list(self._calls.values()):
             while call.backlog > CALL_BACKLOG and self._calls.get(call.id) is call:
+                # The stream is not silent: this client chose not to read it for now.
+                self._last_heard = time.monotonic()
                 call.drained.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(call.drained.wait(), 1.0)

@@ -237,6 +237,10 @@ class PythonContext:
         cwd = self.cwd if os.path.isdir(self.cwd) else "/"
         try:
             self.proc = self.spawn(req_r, ctl_w, out_w, err_w, env, cwd)
+        except BaseException:
+            for fd in (req_w, ctl_r, out_r, err_r):
+                os.close(fd)
+            raise
         finally:
             for fd in (req_r, ctl_w, out_w, err_w):
                 os.close(fd)
@@ -308,7 +312,11 @@ class PythonContext:
     def submit(self, req: Message) -> None:
         self.queue.append(req)
         if self.proc is None:
-            self.start()
+            try:
+                self.start()
+            except BaseException:
+                self.queue.remove(req)  # failed now: it must not run later
+                raise
         self.pump()
 
     def pump(self) -> None:
@@ -360,11 +368,18 @@ class PythonContext:
             # whatever it started (children, daemons, a fork bomb). Processes from
             # earlier calls and the kernel itself stay.
             os.kill(pid, signal.SIGSTOP)
-            self.proc.kill(keep_workload=True, since=self.call_start)
-            self.send_interrupt(pid)
-            os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
             return
+        try:
+            self.proc.kill(keep_workload=True, since=self.call_start)
+            self.send_interrupt(pid)
+        except ProcessLookupError:
+            return
+        finally:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
         rid = self.current["id"]
         self.timer = self.agent.timers.add(self.agent.interrupt_grace, lambda: self.force(rid))
 
@@ -696,6 +711,7 @@ class Command:
     def check_exit(self) -> None:
         if self.exited_at is None and self.proc.poll() is not None:
             self.exited_at = time.monotonic()
+            self.agent.unwatch(self.proc)  # its status pipe has nothing more to say
             if any(s.open for s in self.streams):
                 self.drain_timer = self.agent.timers.add(EXIT_DRAIN_SECONDS, self.stop_reading)
             self.maybe_finish()

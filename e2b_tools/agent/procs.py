@@ -346,18 +346,19 @@ def _processes() -> List[Tuple[int, int, str, int]]:
     return out
 
 
-def descendants(root: int, since: Optional[float] = None) -> List[int]:
-    """Live descendants of ``root`` (started at or after ``since`` ticks, if given)."""
+def descendants(root: int, since: Optional[float] = None) -> List[Tuple[int, int, bool]]:
+    """(pid, ppid, alive) of ``root``'s descendants started at or after ``since`` ticks."""
     children: Dict[int, List[Tuple[int, str, int]]] = {}
     for pid, ppid, state, start in _processes():
         children.setdefault(ppid, []).append((pid, state, start))
-    found: List[int] = []
+    found: List[Tuple[int, int, bool]] = []
     stack = [root]
     while stack:
-        for pid, state, start in children.get(stack.pop(), ()):
+        parent = stack.pop()
+        for pid, state, start in children.get(parent, ()):
             stack.append(pid)
-            if state not in ("Z", "X") and (since is None or start >= since):
-                found.append(pid)
+            if since is None or start >= since:
+                found.append((pid, parent, state not in ("Z", "X")))
     return found
 
 
@@ -377,13 +378,20 @@ def kill_tree(root: int, keep: Optional[Set[int]] = None, since: Optional[float]
 
     Runs in rounds: a process forked while a round was under way is caught by the next
     one, and orphans of killed processes land on ``root`` (a subreaper), so nothing
-    escapes by double-forking or ``setsid``. Bounded to about two seconds.
+    escapes by double-forking or ``setsid``. Returns once they are reaped too (their
+    pids free again), but for dead children of a kept process, which that process
+    reaps itself. Bounded to about two seconds.
     """
+    keep = keep or set()
     killed = 0
     end = time.monotonic() + 2.0
     while True:
-        pids = [p for p in descendants(root, since) if not keep or p not in keep]
-        if not pids or time.monotonic() > end:
+        found = [
+            (p, parent, alive) for p, parent, alive in descendants(root, since) if p not in keep
+        ]
+        pids = [p for p, _, alive in found if alive]
+        unreaped = [p for p, parent, alive in found if not alive and parent not in keep]
+        if (not pids and not unreaped) or time.monotonic() > end:
             return killed
         for pid in pids:
             try:
@@ -402,7 +410,7 @@ class Watchdog:
         r, w = os.pipe()
         pid = _fork_helper({r}, lambda: self._watch(agent, r, deadline))
         os.close(r)
-        os.set_inheritable(w, False)
+        os.set_blocking(w, False)  # a stopped watchdog must not block the agent
         self.pid = pid
         self.fd = w
 
