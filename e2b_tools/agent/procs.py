@@ -290,10 +290,13 @@ class Guarded:
     def poll(self) -> Optional[int]:
         """The workload's exit code (negative: killed by that signal), or None."""
         if self.returncode is None and self.status_fd >= 0:
+            # Reap first, read second: once the guard is gone, all it wrote is in the
+            # pipe (the other order loses an exit line written in between).
+            gone = self.reap()
             line = self._read_line()
             if line is not None and line.startswith("exit "):
                 self.returncode = int(line.split()[1])
-            elif line is None and self.reap():
+            elif line is None and gone:
                 self.returncode = -signal.SIGKILL  # the guard itself was killed
         return self.returncode
 
