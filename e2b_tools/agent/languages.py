@@ -169,6 +169,13 @@ def aliases() -> Dict[str, str]:
     return out
 
 
+def resolve(asked: str) -> str:
+    """The table name for a language or alias, any case (unknown names come back
+    lower-cased, for the caller to refuse with :func:`unavailable`)."""
+    lowered = str(asked).lower()
+    return _ALIASES.get(lowered, lowered)
+
+
 def spec(name: str) -> LanguageSpec:
     """The table entry of a language name (not an alias)."""
     return next(entry for entry in LANGUAGE_TABLE if entry["name"] == name)
@@ -202,3 +209,6 @@ def available() -> Tuple[str, ...]:
         if all(has(n) for n in entry["needs"]):
             found.append(entry["name"])
     return tuple(found)
+
+
+_ALIASES = aliases()

@@ -35,7 +35,7 @@ carrying its ``protocol_version`` before the ``done``.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, TypedDict
 
 PROTOCOL_VERSION = 2
 """Bumped whenever a message shape changes incompatibly."""
@@ -109,7 +109,59 @@ EVENT_TYPES = frozenset({"hello", "started", "stdout", "stderr", "result", "erro
 Message = Dict[str, Any]
 
 
-class ProtocolError(ValueError):
+class SpillInfo(TypedDict, total=False):
+    """``done.value.spilled``: where a long output was saved in the sandbox."""
+
+    path: str
+    chars: int
+    bytes: int
+    lines: int
+    error: str
+
+
+class DoneValue(TypedDict, total=False):
+    """The ``value`` of the ``done`` event of ``run_code`` and ``command``."""
+
+    execution_count: Optional[int]
+    timed_out: str  # "interrupted" (state kept), "restarted" (state lost) or "killed"
+    context_restarted: bool
+    exit_code: int
+    pid: int
+    spilled: SpillInfo
+
+
+class ErrorEvent(TypedDict, total=False):
+    """An ``error`` event: a name of :data:`ERRORS`, an OSError's name (with ``errno``
+    and ``path``), or, from run_code, the name of the exception the code raised."""
+
+    id: str
+    type: str
+    name: str
+    value: str
+    traceback: str
+    errno: int
+    path: str
+
+
+ERRORS: Dict[str, str] = {
+    "ProtocolError": "the agent could not read a request",
+    "ProtocolMismatch": "host and agent speak different protocol versions",
+    "UnsupportedLanguage": "the image has no such language, or it takes no contexts",
+    "ContextNotFound": "no code context with that id",
+    "ContextDied": "the code context died during the call; its state is lost",
+    "ContextRestarted": "the code context was restarted or removed under the call",
+    "NonZeroExit": "a stateless program or bash cell ended with a non-zero status",
+    "CompileError": "a stateless program did not compile",
+    "ResourceExhausted": "no process could be started (the pids limit)",
+    "ResultTooLarge": "an answer was over the line limit and dropped",
+    "NotRegularFile": "a FIFO, device, socket or directory where a regular file was needed",
+    "FileTooLarge": "a read would return more bytes than its limit",
+}
+"""Error names the agent itself sends (``error`` events also carry the names of Python's
+OSError subclasses, with ``errno`` and ``path``, and, from code, any exception's name)."""
+
+
+class MalformedMessage(ValueError):
     """A line that is not a valid message of this protocol."""
 
 
@@ -125,32 +177,32 @@ def _load(line: bytes) -> Message:
     try:
         obj = json.loads(line)
     except ValueError as exc:
-        raise ProtocolError(f"not JSON: {exc}") from None
+        raise MalformedMessage(f"not JSON: {exc}") from None
     if not isinstance(obj, dict):
-        raise ProtocolError("a message must be a JSON object")
+        raise MalformedMessage("a message must be a JSON object")
     if not isinstance(obj.get("id"), str):
-        raise ProtocolError("a message needs a string 'id'")
+        raise MalformedMessage("a message needs a string 'id'")
     return obj
 
 
 def decode_request(line: bytes) -> Message:
-    """Parse and validate one request line; unknown ops or fields raise ProtocolError."""
+    """Parse and validate one request line; unknown ops or fields raise MalformedMessage."""
     obj = _load(line)
     op = obj.get("op")
     spec = REQUEST_FIELDS.get(op) if isinstance(op, str) else None
     if spec is None:
-        raise ProtocolError(f"unknown op {op!r}; known: {', '.join(sorted(REQUEST_FIELDS))}")
+        raise MalformedMessage(f"unknown op {op!r}; known: {', '.join(sorted(REQUEST_FIELDS))}")
     for key, value in obj.items():
         if key in ("id", "op"):
             continue
         if key not in spec:
-            raise ProtocolError(f"op {op!r} takes no field {key!r}")
+            raise MalformedMessage(f"op {op!r} takes no field {key!r}")
         types, _ = spec[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-            raise ProtocolError(f"field {key!r} of op {op!r} has the wrong type")
+            raise MalformedMessage(f"field {key!r} of op {op!r} has the wrong type")
     for key, (_, required) in spec.items():
         if required and key not in obj:
-            raise ProtocolError(f"op {op!r} needs field {key!r}")
+            raise MalformedMessage(f"op {op!r} needs field {key!r}")
     return obj
 
 
@@ -158,7 +210,7 @@ def decode_event(line: bytes) -> Message:
     """Parse one event line from the agent."""
     obj = _load(line)
     if obj.get("type") not in EVENT_TYPES:
-        raise ProtocolError(f"unknown event type {obj.get('type')!r}")
+        raise MalformedMessage(f"unknown event type {obj.get('type')!r}")
     return obj
 
 

@@ -1,0 +1,186 @@
+"""The agent's plumbing (standard library only): logging, timers, output streams and
+the spill file that keeps a long output whole inside the sandbox."""
+
+from __future__ import annotations
+
+import codecs
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from . import files
+
+if TYPE_CHECKING:
+    from .main import Agent
+
+READ_CHUNK = 1 << 16
+
+
+def log(msg: str) -> None:
+    try:
+        os.write(2, f"e2b-tools-agent: {msg}\n".encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def signal_name(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def memory_limit() -> Optional[int]:
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and int(text) < (1 << 60):
+            return int(text)
+    return None
+
+
+def exec_argv(argv: List[str]) -> Callable[[], None]:
+    """A workload that replaces itself with ``argv`` (looked up on the child's PATH)."""
+    return lambda: os.execvp(argv[0], argv)
+
+
+class Timers:
+    def __init__(self) -> None:
+        self._heap: List[Tuple[float, int, Callable[[], None]]] = []
+        self._seq = itertools.count()
+        self._cancelled: set[int] = set()
+
+    def add(self, delay: float, fn: Callable[[], None]) -> int:
+        seq = next(self._seq)
+        heapq.heappush(self._heap, (time.monotonic() + delay, seq, fn))
+        return seq
+
+    def cancel(self, seq: Optional[int]) -> None:
+        if seq is not None:
+            self._cancelled.add(seq)
+
+    def next_delay(self) -> Optional[float]:
+        while self._heap and self._heap[0][1] in self._cancelled:
+            self._cancelled.discard(heapq.heappop(self._heap)[1])
+        if not self._heap:
+            return None
+        return max(0.0, self._heap[0][0] - time.monotonic())
+
+    def run_due(self) -> None:
+        now = time.monotonic()
+        while self._heap and self._heap[0][0] <= now:
+            _, seq, fn = heapq.heappop(self._heap)
+            if seq in self._cancelled:
+                self._cancelled.discard(seq)
+                continue
+            fn()
+
+
+class Spill:
+    """Holds a call's output in memory until it passes a threshold, then in a file."""
+
+    def __init__(self, path: str, threshold: int) -> None:
+        self.path = path
+        self.threshold = threshold
+        self.buffer: List[str] = []
+        self.chars = 0
+        self.bytes = 0
+        self.lines = 0
+        self.file: Optional[Any] = None
+        self.error: Optional[str] = None
+
+    def add(self, text: str) -> None:
+        self.chars += len(text)
+        self.bytes += len(text.encode("utf-8", "replace"))
+        self.lines += text.count("\n")
+        if self.error is not None:
+            return
+        if self.file is None:
+            self.buffer.append(text)
+            if self.chars <= self.threshold:
+                return
+            try:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+                fd = files.open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+                # Kept open across many writes until close(): no context manager.
+                self.file = open(fd, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+                self.file.write("".join(self.buffer))
+            except OSError as exc:
+                self.error = f"{type(exc).__name__}: {exc}"
+            self.buffer = []
+            return
+        try:
+            self.file.write(text)
+        except OSError as exc:  # e.g. the workspace is full
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    def close(self) -> Optional[Dict[str, Any]]:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError as exc:
+                self.error = self.error or f"{type(exc).__name__}: {exc}"
+        if self.file is None and self.error is None:
+            return None
+        saved: Dict[str, Any] = {
+            "path": self.path,
+            "chars": self.chars,
+            "bytes": self.bytes,
+            "lines": self.lines,
+        }
+        if self.error is not None:
+            saved["error"] = self.error
+        return saved
+
+
+class Stream:
+    """A pipe the agent reads and forwards as ``stdout``/``stderr`` events."""
+
+    def __init__(self, agent: Agent, fd: int, kind: str, owner: Any) -> None:
+        self.agent = agent
+        self.fd = fd
+        self.kind = kind
+        self.owner = owner
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.open = True
+        os.set_blocking(fd, False)
+        agent.sel.register(fd, selectors.EVENT_READ, self.on_readable)
+
+    def on_readable(self) -> None:
+        self.read_available(limit=8)
+
+    def read_available(self, limit: int = 1 << 30) -> None:
+        """Forward what the pipe holds now (up to ``limit`` chunks); close on EOF."""
+        for _ in range(limit):
+            if not self.open:
+                return
+            try:
+                data = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.emit(self.decoder.decode(b"", final=True))
+                self.close()
+                self.owner.stream_closed(self)
+                return
+            self.emit(self.decoder.decode(data))
+
+    def emit(self, text: str) -> None:
+        rid = self.owner.current_request()
+        if text and rid is not None:
+            self.agent.output(rid, self.kind, text)
+
+    def close(self) -> None:
+        if self.open:
+            self.open = False
+            self.agent.sel.unregister(self.fd)
+            os.close(self.fd)

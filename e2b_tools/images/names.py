@@ -1,0 +1,129 @@
+"""Names of the sandbox images: tags, labels, variants and package lists.
+
+Data only, and cheap to import (no ``docker``): the runtime reads the tags from here, the
+builders in the sibling modules read everything.
+
+Two variants, ``default`` and ``full``. The default variant is three images, all tagged
+with the package version:
+
+* :data:`BASE_IMAGE`: Debian bookworm with only ``python3``. Kept as "a plain image that
+  has only python3" (the agent gets injected into such images).
+* :data:`ROOTFS_IMAGE`: the base plus the sandbox packages (numpy, pandas, matplotlib,
+  IPython, node, tsc, bash) and the unprivileged user ``user`` (uid/gid 1000).
+* :data:`DEFAULT_IMAGE`: a thin layer on the rootfs that bakes in the agent package and
+  is labelled with its hash (see :mod:`e2b_tools._bundle`).
+
+Two ways to make the first two: ``dockerfile`` builds ``images/Dockerfile`` from
+``debian:bookworm-slim`` (needs a container registry), ``offline`` bootstraps the tree
+with ``debootstrap`` from the Debian package mirror and imports it (needs root and a
+Debian/Ubuntu host, no registry). The thin layer is the same for both and needs no
+network, so when only the agent changed just that layer is rebuilt.
+
+The full variant adds two images on top of :data:`ROOTFS_IMAGE`:
+
+* :data:`FULL_ROOTFS_IMAGE`: the rootfs plus :data:`FULL_PACKAGES` (Java, Go, Rust, Ruby,
+  R), installed by a ``RUN apt-get`` layer from the Debian mirror (no registry needed).
+* :data:`FULL_IMAGE`: the same thin agent layer on top.
+
+Every rootfs carries a :data:`PACKAGES_LABEL` digest of its package lists, so changing a
+list rebuilds the images that hold it, not just the agent layer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from e2b_tools._version import __version__
+
+__all__ = [
+    "BASE_IMAGE",
+    "DEBIAN_SUITE",
+    "DEFAULT_IMAGE",
+    "FULL_IMAGE",
+    "FULL_PACKAGES",
+    "FULL_ROOTFS_IMAGE",
+    "IMAGE_KIND_LABEL",
+    "PACKAGES_LABEL",
+    "REGISTRY_BASE_IMAGE",
+    "ROOTFS_IMAGE",
+    "SANDBOX_ENV",
+    "SANDBOX_HOME",
+    "SANDBOX_PACKAGES",
+    "SANDBOX_UID",
+    "SANDBOX_USER",
+    "VARIANTS",
+    "VERSION_LABEL",
+    "BuildMethod",
+    "Variant",
+]
+
+DEFAULT_IMAGE = f"e2b-tools/sandbox:{__version__}"
+"""The sandbox image: rootfs plus the baked agent."""
+
+BASE_IMAGE = f"e2b-tools/base:{__version__}"
+"""Debian bookworm with only ``python3``."""
+
+ROOTFS_IMAGE = f"e2b-tools/sandbox-rootfs:{__version__}"
+"""The full sandbox file system, before the agent layer."""
+
+FULL_IMAGE = f"e2b-tools/sandbox-full:{__version__}"
+"""The full variant: :data:`FULL_ROOTFS_IMAGE` plus the baked agent."""
+
+FULL_ROOTFS_IMAGE = f"e2b-tools/sandbox-full-rootfs:{__version__}"
+"""The sandbox rootfs plus :data:`FULL_PACKAGES`, before the agent layer."""
+
+IMAGE_KIND_LABEL = "e2b-tools.image"
+"""Label naming which of our images an image is: ``base``, ``sandbox-rootfs``, ``sandbox``,
+``sandbox-full-rootfs``, ``sandbox-full``."""
+
+PACKAGES_LABEL = "e2b-tools.packages"
+"""Label of a rootfs (inherited by its sandbox image): digest of its package lists."""
+
+Variant = Literal["default", "full"]
+VARIANTS: tuple[Variant, ...] = ("default", "full")
+"""The image variants ``build_image`` and ``e2b-tools image build --variant`` know."""
+
+VERSION_LABEL = "org.opencontainers.image.version"
+
+BuildMethod = Literal["auto", "dockerfile", "offline"]
+
+DEBIAN_SUITE = "bookworm"
+REGISTRY_BASE_IMAGE = "debian:bookworm-slim"
+"""What ``images/Dockerfile`` starts from; pulling it is also the registry probe."""
+
+SANDBOX_PACKAGES: tuple[str, ...] = (
+    "python3-numpy",
+    "python3-pandas",
+    "python3-matplotlib",
+    "python3-ipython",
+    "python-is-python3",
+    "nodejs",
+    "node-typescript",
+    "gcc",
+    "g++",
+    "bash",
+    "coreutils",
+    "procps",
+    "ca-certificates",
+)
+"""Debian packages of the sandbox on top of ``python3`` (kept equal to the Dockerfile's)."""
+
+FULL_PACKAGES: tuple[str, ...] = (
+    "default-jdk-headless",
+    "golang-go",
+    "rustc",
+    "ruby",
+    "r-base-core",
+)
+"""Debian packages the full variant adds to the sandbox rootfs (Java, Go, Rust, Ruby, R)."""
+
+SANDBOX_USER = "user"
+SANDBOX_UID = 1000
+SANDBOX_HOME = "/home/user"
+
+SANDBOX_ENV: tuple[tuple[str, str], ...] = (
+    ("LANG", "C.UTF-8"),
+    ("HOME", SANDBOX_HOME),
+    ("MPLBACKEND", "Agg"),
+    ("PYTHONUNBUFFERED", "1"),
+)
