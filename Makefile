@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install engine image image-full lint typecheck test unit bench demo docs gc clean
+.PHONY: install engine image image-full lint typecheck test unit bench demo docs sync gc clean
 
 install: $(STAMP)
 
@@ -34,7 +34,7 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/pytest -m "not docker" tests
+	$(BIN)/pytest tests/unit
 
 test: image image-full
 	$(BIN)/pytest tests
@@ -54,3 +54,7 @@ clean:
 
 docs: install
 	$(BIN)/python scripts/gen_tools_doc.py
+
+# e2b_tools/_sync.py, the blocking API, is generated from the async classes.
+sync: install
+	$(BIN)/python scripts/gen_sync.py

@@ -8,11 +8,17 @@ Example:
     42
 """
 
+from ._bridge import LoopBridge, background_loop
+from ._channel import BoundedText, ErrorHandler, OutputHandler, ResultHandler
+from ._commands import AsyncCommandHandle, AsyncCommands
 from ._config import SandboxConfig
 from ._exceptions import (
     CommandExitError,
     CommandExitException,
+    EngineError,
     EngineUnavailableError,
+    FileErrorKind,
+    ImageBuildError,
     ImageNotFoundError,
     InvalidArgumentError,
     InvalidArgumentException,
@@ -26,8 +32,9 @@ from ._exceptions import (
     SandboxNotFoundError,
     SandboxTimeoutError,
     TimeoutException,
+    UnknownToolError,
 )
-from ._files import AsyncFiles
+from ._files import DEFAULT_READ_LIMIT, AsyncFiles
 from ._gc import agc, gc
 from ._models import (
     CommandResult,
@@ -40,37 +47,48 @@ from ._models import (
     ProcessInfo,
     Result,
     SandboxInfo,
+    SavedOutput,
+    SaveOutput,
 )
-from ._sandbox import AsyncCommandHandle, AsyncCommands, AsyncSandbox
+from ._sandbox import AsyncSandbox
 from ._sync import CommandHandle, Commands, Files, Sandbox
 from ._version import __version__
 
 __all__ = [
+    "DEFAULT_READ_LIMIT",
     "AsyncCommandHandle",
     "AsyncCommands",
     "AsyncFiles",
     "AsyncSandbox",
+    "BoundedText",
     "CommandExitError",
     "CommandExitException",
     "CommandHandle",
     "CommandResult",
     "Commands",
     "Context",
+    "EngineError",
     "EngineUnavailableError",
     "EntryInfo",
+    "ErrorHandler",
     "Execution",
     "ExecutionError",
+    "FileErrorKind",
     "FileType",
     "Files",
+    "ImageBuildError",
     "ImageNotFoundError",
     "InvalidArgumentError",
     "InvalidArgumentException",
     "Logs",
+    "LoopBridge",
     "NotFoundError",
     "NotFoundException",
+    "OutputHandler",
     "ProcessInfo",
     "ProtocolError",
     "Result",
+    "ResultHandler",
     "Sandbox",
     "SandboxConfig",
     "SandboxError",
@@ -80,8 +98,12 @@ __all__ = [
     "SandboxInfo",
     "SandboxNotFoundError",
     "SandboxTimeoutError",
+    "SaveOutput",
+    "SavedOutput",
     "TimeoutException",
+    "UnknownToolError",
     "__version__",
     "agc",
+    "background_loop",
     "gc",
 ]

@@ -1,9 +1,9 @@
-"""The host end of the agent protocol, over a container's attach stream (asyncio).
+"""The host end of the agent protocol (asyncio), over a backend's :class:`Transport`.
 
-Docker multiplexes a non-TTY container's stdout and stderr on the attach socket in
-frames with an 8-byte header (stream type, 3 zero bytes, big-endian payload size).
-Stdout carries the protocol; stderr carries the agent's own log lines, of which the
-last few are kept to explain a sandbox that went away.
+A transport hands over the agent's output in frames tagged with their stream: stdout
+carries the protocol, stderr the agent's own log lines, of which the last few are kept
+to explain a sandbox that went away. (Docker's 8-byte frame headers stay inside the
+Docker backend.)
 
 Everything from the sandbox is untrusted input: a line longer than
 :data:`protocol.MAX_LINE` or one that does not parse fails every call in flight with
@@ -19,9 +19,8 @@ import collections
 import contextlib
 import itertools
 import secrets
-import socket
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from ._exceptions import ProtocolError, SandboxGoneError
 from .agent import protocol
@@ -31,9 +30,8 @@ from .agent.protocol import Message
 # them is dropped without kill(): the loop itself only keeps weak references.
 _READERS: set[asyncio.Task[None]] = set()
 
-_HEADER = 8
-_STDOUT = 1
-_STDERR = 2
+STDOUT = 1
+STDERR = 2
 # A stream with calls in flight that stays silent this long is probed; an agent that
 # does not answer the probe in time is treated as gone.
 LIVENESS_INTERVAL = 20.0
@@ -67,19 +65,32 @@ class Call:
         return item
 
 
+class Transport(Protocol):
+    """A byte stream to one agent, as a backend opens it."""
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        """The next chunk of output and its stream (:data:`STDOUT` or :data:`STDERR`);
+        raises ``asyncio.IncompleteReadError`` at the end of the stream."""
+        ...
+
+    def write(self, data: bytes) -> None:
+        """Queue bytes for the agent's stdin."""
+        ...
+
+    async def drain(self) -> None:
+        """Wait until written bytes were handed over."""
+        ...
+
+    def close(self) -> None:
+        """Close the stream (the sandbox itself lives on)."""
+        ...
+
+
 class AgentConnection:
     """A multiplexed request/event stream to one sandbox's agent."""
 
-    def __init__(
-        self,
-        sock: socket.socket,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        sandbox_id: str,
-    ) -> None:
-        self._sock = sock
-        self._reader = reader
-        self._writer = writer
+    def __init__(self, transport: Transport, sandbox_id: str) -> None:
+        self._transport = transport
         self.sandbox_id = sandbox_id
         self._calls: dict[str, Call] = {}
         self._prefix = secrets.token_hex(4)
@@ -95,13 +106,6 @@ class AgentConnection:
         self._task.add_done_callback(_READERS.discard)
         self._probe = loop.create_task(self._liveness_loop())
 
-    @classmethod
-    async def open(cls, sock: socket.socket, sandbox_id: str) -> AgentConnection:
-        """Wrap an attach socket (already connected) in asyncio streams."""
-        sock.setblocking(False)
-        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
-        return cls(sock, reader, writer, sandbox_id)
-
     @property
     def closed(self) -> bool:
         return self.closed_reason is not None
@@ -116,16 +120,14 @@ class AgentConnection:
         reason = "the sandbox closed the connection (the container exited)"
         try:
             while True:
-                header = await self._reader.readexactly(_HEADER)
-                size = int.from_bytes(header[4:], "big")
-                payload = await self._reader.readexactly(size) if size else b""
+                stream, payload = await self._transport.read_frame()
                 self._last_heard = time.monotonic()
-                if header[0] == _STDERR:
+                if stream == STDERR:
                     for text in payload[:4096].decode("utf-8", "replace").splitlines():
                         if text.strip():
                             self._agent_log.append(text)
                     continue
-                if header[0] != _STDOUT:
+                if stream != STDOUT:
                     continue
                 for line in lines.feed(payload):
                     self._dispatch(line)
@@ -166,7 +168,7 @@ class AgentConnection:
             return
         try:
             event = protocol.decode_event(line)
-        except protocol.ProtocolError as exc:
+        except protocol.MalformedMessage as exc:
             self._broken(f"an unreadable line ({exc}: {line[:80]!r})")
             return
         call = self._calls.get(event["id"])
@@ -183,7 +185,7 @@ class AgentConnection:
             call.put(error or SandboxGoneError(self.closed_reason, sandbox_id=self.sandbox_id))
         self._calls.clear()
         try:
-            self._writer.close()
+            self._transport.close()
         except Exception:
             pass
         if not self._probe.done() and self._probe is not asyncio.current_task():
@@ -223,8 +225,8 @@ class AgentConnection:
         self._calls[call.id] = call
         try:
             async with self._write_lock:
-                self._writer.write(protocol.encode(message))
-                await self._writer.drain()
+                self._transport.write(protocol.encode(message))
+                await self._transport.drain()
         except (OSError, RuntimeError) as exc:
             self._calls.pop(call.id, None)
             self._close(f"the connection to the sandbox broke while sending ({exc})")

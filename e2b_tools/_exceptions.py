@@ -1,31 +1,54 @@
-"""Exceptions raised by e2b-tools.
+"""Exceptions raised by e2b-tools: one tree, grouped by who must act.
 
-The tree (each specific error also inherits the matching builtin)::
+Each specific error also inherits the matching builtin, and each carries its context as
+attributes, so no caller has to parse a message::
 
-    SandboxError
-    ├── EngineUnavailableError (ConnectionError)  no Docker Engine answers
-    ├── ImageNotFoundError (LookupError)          the image is not built or pulled
-    ├── SandboxNotFoundError (LookupError)        no sandbox with that id
-    ├── SandboxGoneError (ConnectionError)        the container died / connection lost
-    ├── SandboxTimeoutError (TimeoutError)        a call exceeded its timeout
-    ├── CommandExitError                          a command exited non-zero (carries it)
-    ├── InvalidArgumentError (ValueError)         bad input to an API call
-    ├── NotFoundError (FileNotFoundError)         a path in the sandbox does not exist
-    ├── SandboxFileError (OSError)                any other file error in the sandbox
-    └── ProtocolError                             the agent answered something unexpected
+    SandboxError                                 root; .sandbox_id
+    ├── EngineError                              the Docker side: the operator acts
+    │   ├── EngineUnavailableError (ConnectionError)  no engine answers, or it hangs
+    │   ├── ImageNotFoundError (LookupError)          the image is not built or pulled
+    │   └── ImageBuildError                           building an image failed
+    ├── SandboxNotFoundError (LookupError)       connect() to an id that is not running
+    ├── SandboxGoneError (ConnectionError)       the sandbox died, was killed or timed out
+    ├── ProtocolError                            the agent's stream broke or made no sense
+    ├── SandboxTimeoutError (TimeoutError)       a call ran past its timeout; .state_kept,
+    │                                            .execution / .result hold what ran
+    ├── CommandExitError                         a command exited non-zero; it *is* the
+    │                                            result (.stdout, .stderr, .exit_code)
+    ├── SandboxFileError (OSError)               a file operation failed; .kind, .errno,
+    │   │                                        .path
+    │   └── NotFoundError (FileNotFoundError)    the path does not exist
+    └── InvalidArgumentError (ValueError)        bad input: fix the call and retry
+        └── UnknownToolError (KeyError)          a tool name the toolkit does not have
 
-E2B's names are kept as aliases (``SandboxException``, ``TimeoutException``,
-``CommandExitException``, ``NotFoundException``, ``InvalidArgumentException``) so
-``except`` clauses written for E2B keep working.
+The agent's wire error names (``protocol.ERRORS``) are translated in one place,
+:func:`error_from_event`. E2B's names are kept as aliases (``SandboxException``,
+``TimeoutException``, ``CommandExitException``, ``NotFoundException``,
+``InvalidArgumentException``) so ``except`` clauses written for E2B keep working.
 """
 
 from __future__ import annotations
 
 import builtins
-from typing import TYPE_CHECKING, Any
+import errno as _errno
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from ._models import CommandResult, Execution
+
+FileErrorKind = Literal[
+    "not_found",
+    "is_directory",
+    "not_a_directory",
+    "permission_denied",
+    "exists",
+    "no_space",
+    "not_regular",
+    "too_large",
+    "other",
+]
+"""What went wrong in a file operation, as :attr:`SandboxFileError.kind` says."""
 
 
 class SandboxError(Exception):
@@ -42,12 +65,20 @@ class SandboxError(Exception):
         return self.message
 
 
-class EngineUnavailableError(SandboxError, ConnectionError):
-    """No Docker Engine answers at the configured address."""
+class EngineError(SandboxError):
+    """The Docker Engine side failed; the operator, not the model, must act."""
 
 
-class ImageNotFoundError(SandboxError, LookupError):
+class EngineUnavailableError(EngineError, ConnectionError):
+    """No Docker Engine answers at the configured address (or it does not reply)."""
+
+
+class ImageNotFoundError(EngineError, LookupError):
     """The sandbox image does not exist on the engine."""
+
+
+class ImageBuildError(EngineError):
+    """Building a sandbox image failed; the message says which step and why."""
 
 
 class SandboxNotFoundError(SandboxError, LookupError):
@@ -58,8 +89,17 @@ class SandboxGoneError(SandboxError, ConnectionError):
     """The sandbox stopped (killed, out of time, engine restarted) or its stream broke."""
 
 
+class ProtocolError(SandboxError):
+    """The agent's stream broke, or it sent something this version cannot read."""
+
+
 class SandboxTimeoutError(SandboxError, TimeoutError):
-    """A call exceeded its timeout. ``execution``/``result`` hold what ran until then."""
+    """A call exceeded its timeout. ``execution``/``result`` hold what ran until then.
+
+    ``state_kept`` says what happened to a code context: True when the code was
+    interrupted and its variables survive, False when the context had to be restarted,
+    None where there is no state (commands, stateless languages, the host giving up).
+    """
 
     def __init__(
         self,
@@ -68,10 +108,12 @@ class SandboxTimeoutError(SandboxError, TimeoutError):
         sandbox_id: str | None = None,
         execution: Execution | None = None,
         result: CommandResult | None = None,
+        state_kept: bool | None = None,
     ) -> None:
         super().__init__(message, sandbox_id=sandbox_id)
         self.execution = execution
         self.result = result
+        self.state_kept = state_kept
 
 
 class CommandExitError(SandboxError):
@@ -106,50 +148,110 @@ class CommandExitError(SandboxError):
         return self.result.error
 
 
+class SandboxFileError(SandboxError, OSError):
+    """A file operation failed inside the sandbox.
+
+    ``kind`` names the failure (:data:`FileErrorKind`), ``errno`` is the sandbox's
+    errno when there was one, ``path`` the path in the sandbox.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sandbox_id: str | None = None,
+        kind: FileErrorKind = "other",
+        errno: int | None = None,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, sandbox_id=sandbox_id)
+        self.kind: FileErrorKind = kind
+        self.errno = errno
+        self.path = path
+        self.filename = path
+
+
+class NotFoundError(SandboxFileError, FileNotFoundError):
+    """A file or directory in the sandbox does not exist."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sandbox_id: str | None = None,
+        errno: int | None = _errno.ENOENT,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, sandbox_id=sandbox_id, kind="not_found", errno=errno, path=path)
+
+
 class InvalidArgumentError(SandboxError, ValueError):
     """An argument to an API call is not valid."""
 
 
-class NotFoundError(SandboxError, FileNotFoundError):
-    """A file or directory in the sandbox does not exist."""
+class UnknownToolError(InvalidArgumentError, KeyError):
+    """A tool name that the toolkit does not have."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return SandboxError.__str__(self)
 
 
-class SandboxFileError(SandboxError, OSError):
-    """A file operation failed inside the sandbox (permission, is a directory, ...)."""
+_KIND_BY_NAME: dict[str, FileErrorKind] = {
+    "FileNotFoundError": "not_found",
+    "IsADirectoryError": "is_directory",
+    "NotADirectoryError": "not_a_directory",
+    "PermissionError": "permission_denied",
+    "FileExistsError": "exists",
+    "NotRegularFile": "not_regular",
+    "FileTooLarge": "too_large",
+}
+_KIND_BY_ERRNO: dict[int, FileErrorKind] = {
+    _errno.ENOSPC: "no_space",
+    _errno.EDQUOT: "no_space",
+    _errno.EROFS: "permission_denied",
+    _errno.EACCES: "permission_denied",
+    _errno.EPERM: "permission_denied",
+}
 
 
-class ProtocolError(SandboxError):
-    """The agent sent something this version of e2b-tools does not understand."""
+def _file_message(kind: FileErrorKind, name: str, value: str, path: str | None) -> str:
+    where = path or "the path"
+    if kind == "not_found":
+        return f"no such file or directory: {where}"
+    if kind == "not_regular":
+        return f"{where} is {value}; only regular files can be read or written"
+    if kind == "too_large":
+        return (
+            f"{where} is {value}: pass max_size= (larger, or None for no cap) to read it "
+            "whole, or offset= and length= to read a part"
+        )
+    return f"{name}: {value}" + (f": {path}" if path else "")
 
 
 def error_from_event(
-    event: dict[str, Any], sandbox_id: str | None, path: str | None = None
+    event: Mapping[str, Any], sandbox_id: str | None, path: str | None = None
 ) -> SandboxError:
-    """The exception for an ``error`` event of the agent (the one translation point)."""
+    """The exception for an agent's ``error`` event (the one translation point).
+
+    ``path`` is the path the caller asked about; the event's own ``path`` (the resolved
+    one in the sandbox) wins when present.
+    """
     name = str(event.get("name", "Error"))
     value = str(event.get("value", ""))
-    where = f": {path}" if path else ""
-    if name == "FileNotFoundError":
-        return NotFoundError(f"no such file or directory{where}", sandbox_id=sandbox_id)
-    if name in ("IsADirectoryError", "NotADirectoryError", "PermissionError", "FileExistsError"):
-        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+    number = event.get("errno")
+    number = number if isinstance(number, int) else None
+    where = event.get("path") if isinstance(event.get("path"), str) else path
     if name == "ProtocolError":
         return ProtocolError(value, sandbox_id=sandbox_id)
-    if name == "NotRegularFile":
-        return SandboxFileError(
-            f"{path or 'the path'} is {value}; only regular files can be read or written",
-            sandbox_id=sandbox_id,
-        )
-    if name == "FileTooLarge":
-        return SandboxFileError(
-            f"{path or 'the file'} is {value}: pass max_size= (larger, or None for no cap) "
-            "to read it whole, or offset= and length= to read a part",
-            sandbox_id=sandbox_id,
-        )
     builtin = getattr(builtins, name, None)
-    if isinstance(builtin, type) and issubclass(builtin, OSError):
-        return SandboxFileError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
-    return SandboxError(f"{name}: {value}{where}", sandbox_id=sandbox_id)
+    is_os_error = isinstance(builtin, type) and issubclass(builtin, OSError)
+    if name in _KIND_BY_NAME or is_os_error:
+        kind = _KIND_BY_NAME.get(name) or _KIND_BY_ERRNO.get(number or 0, "other")
+        message = _file_message(kind, name, value, path or where)
+        if kind == "not_found":
+            return NotFoundError(message, sandbox_id=sandbox_id, errno=number, path=where)
+        return SandboxFileError(message, sandbox_id=sandbox_id, kind=kind, errno=number, path=where)
+    return SandboxError(f"{name}: {value}" + (f": {path}" if path else ""), sandbox_id=sandbox_id)
 
 
 # E2B's names, so code written against the ``e2b`` SDK keeps working.

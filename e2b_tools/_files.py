@@ -28,6 +28,7 @@ from .agent.files import FILE_CHUNK
 from .agent.protocol import Message
 
 if TYPE_CHECKING:
+    from ._channel import Channel
     from ._sandbox import AsyncSandbox
 
 DEFAULT_READ_LIMIT = 100 * 1024 * 1024
@@ -61,8 +62,9 @@ def _chunks(data: str | bytes | bytearray | memoryview | IO[bytes] | IO[str]) ->
 class AsyncFiles:
     """Files in a sandbox (``sandbox.files``). Relative paths are under the workspace."""
 
-    def __init__(self, sandbox: AsyncSandbox) -> None:
+    def __init__(self, sandbox: AsyncSandbox, channel: Channel) -> None:
         self._sbx = sandbox
+        self._channel = channel
 
     @overload
     async def read(
@@ -151,10 +153,10 @@ class AsyncFiles:
         fields: dict[str, Any] = {"path": path, "offset": offset, "length": length}
         fields["limit"] = max_size
         timeout = _FILE_TIMEOUT + (cap or 0) * _SECONDS_PER_BYTE
-        call = await sbx._send("read_file", fields)
+        call = await self._channel.send("read_file", fields)
         received = 0
         error: Message | None = None
-        async for event in sbx._events(call, None if cap is None else timeout):
+        async for event in self._channel.events(call, None if cap is None else timeout):
             if event["type"] == "data":
                 chunk = base64.b64decode(event["data"])
                 received += len(chunk)
@@ -184,7 +186,6 @@ class AsyncFiles:
         through. ``append=True`` adds to the end instead. ``data`` may be a file object,
         read in chunks as it is sent.
         """
-        sbx = self._sbx
         token = secrets.token_hex(8)
         chunks = _chunks(data)
         current: bytes | None = next(chunks, b"")
@@ -202,7 +203,7 @@ class AsyncFiles:
                 fields["upload"] = token
             if following is not None:
                 fields["final"] = False
-            value = await sbx._request("write_file", fields, _FILE_TIMEOUT, path)
+            value = await self._channel.request("write_file", fields, _FILE_TIMEOUT, path)
             current, first = following, False
         return _entry(value)
 
@@ -210,19 +211,19 @@ class AsyncFiles:
         """Entries of a directory, recursing ``depth`` levels."""
         if depth < 1:
             raise InvalidArgumentError("depth must be >= 1")
-        value = await self._sbx._request(
+        value = await self._channel.request(
             "list_dir", {"path": path, "depth": depth}, _FILE_TIMEOUT, path
         )
         return [_entry(e) for e in value.get("entries", [])]
 
     async def exists(self, path: str) -> bool:
         """Whether a file or directory exists at ``path``."""
-        value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
+        value = await self._channel.request("stat", {"path": path}, _FILE_TIMEOUT, path)
         return bool(value.get("exists"))
 
     async def get_info(self, path: str) -> EntryInfo:
         """Details of one file or directory."""
-        value = await self._sbx._request("stat", {"path": path}, _FILE_TIMEOUT, path)
+        value = await self._channel.request("stat", {"path": path}, _FILE_TIMEOUT, path)
         if not value.get("exists"):
             raise NotFoundError(
                 f"no such file or directory: {path}", sandbox_id=self._sbx.sandbox_id
@@ -231,11 +232,11 @@ class AsyncFiles:
 
     async def remove(self, path: str) -> None:
         """Delete a file, or a directory with everything in it."""
-        await self._sbx._request("remove", {"path": path}, _FILE_TIMEOUT, path)
+        await self._channel.request("remove", {"path": path}, _FILE_TIMEOUT, path)
 
     async def make_dir(self, path: str) -> bool:
         """Create a directory and its parents; False if it already existed."""
-        value = await self._sbx._request("make_dir", {"path": path}, _FILE_TIMEOUT, path)
+        value = await self._channel.request("make_dir", {"path": path}, _FILE_TIMEOUT, path)
         return bool(value.get("created"))
 
     async def upload(self, local_path: str | os.PathLike[str], path: str) -> EntryInfo:

@@ -7,19 +7,17 @@ import time
 
 from ._connection import AgentConnection
 from ._exceptions import SandboxError
-from .backends.docker import LABEL_END_AT, LABEL_SANDBOX, DockerBackend, default_backend
+from .backends import Backend
+from .backends.docker import LABEL_END_AT, LABEL_SANDBOX, default_backend
 
 _HELLO_TIMEOUT = 5.0
 
 
-async def _agent_deadline(
-    backend: DockerBackend, container_id: str, sandbox_id: str
-) -> float | None:
+async def _agent_deadline(backend: Backend, container_id: str, sandbox_id: str) -> float | None:
     """The deadline the agent itself holds; None if it does not answer."""
     conn: AgentConnection | None = None
     try:
-        sock = await asyncio.to_thread(backend.attach, container_id)
-        conn = await AgentConnection.open(sock, sandbox_id)
+        conn = AgentConnection(await backend.open_transport(container_id), sandbox_id)
         hello = await conn.handshake(_HELLO_TIMEOUT)
         deadline = hello.get("deadline")
         return float(deadline) if deadline is not None else float("inf")
@@ -30,7 +28,7 @@ async def _agent_deadline(
             await conn.close()
 
 
-async def agc(*, all_sandboxes: bool = False, backend: DockerBackend | None = None) -> list[str]:
+async def agc(*, all_sandboxes: bool = False, backend: Backend | None = None) -> list[str]:
     """Remove orphaned sandbox containers; returns the ids of the sandboxes removed.
 
     Orphans are labelled containers that are not running (created but never started,
@@ -55,7 +53,7 @@ async def agc(*, all_sandboxes: bool = False, backend: DockerBackend | None = No
     return removed
 
 
-def gc(*, all_sandboxes: bool = False, backend: DockerBackend | None = None) -> list[str]:
+def gc(*, all_sandboxes: bool = False, backend: Backend | None = None) -> list[str]:
     """Blocking :func:`agc`.
 
     Example:

@@ -107,6 +107,33 @@ class ExecutionError(BaseModel):
     """Formatted traceback of the user's frames."""
 
 
+class SaveOutput(BaseModel):
+    """Asks the sandbox to save a call's whole output to a file once it is long.
+
+    Example:
+        >>> SaveOutput(path="outputs/run-1.log", threshold=8000).threshold
+        8000
+    """
+
+    path: str
+    """File in the sandbox (workspace-relative or absolute) that receives the output."""
+    threshold: int = Field(default=0, ge=0)
+    """Characters of output (stdout and stderr together) before it is saved."""
+
+
+class SavedOutput(BaseModel):
+    """Where a call's whole output was saved in the sandbox (see :class:`SaveOutput`)."""
+
+    path: str
+    """Absolute path of the file in the sandbox; page it with ``files.read``."""
+    chars: int
+    """Characters of output in all (stdout and stderr, interleaved as they arrived)."""
+    bytes: int
+    """Its size in UTF-8 bytes."""
+    lines: int
+    """Its number of lines."""
+
+
 class Execution(BaseModel):
     """The outcome of :meth:`AsyncSandbox.run_code` / :meth:`Sandbox.run_code`.
 
@@ -128,6 +155,8 @@ class Execution(BaseModel):
     """Wall-clock seconds the call took, as seen by the host."""
     context_restarted: bool = False
     """True when the code context died during this call and its state was lost."""
+    saved_output: SavedOutput | None = None
+    """Where the whole output was saved, when ``save_output=`` asked and it was long."""
 
     @property
     def text(self) -> str | None:
@@ -166,6 +195,8 @@ class CommandResult(BaseModel):
     """Bytes of stdout dropped from the middle to bound host memory."""
     stderr_truncated: int = 0
     """Bytes of stderr dropped from the middle to bound host memory."""
+    saved_output: SavedOutput | None = None
+    """Where the whole output was saved, when ``save_output=`` asked and it was long."""
 
 
 class ProcessInfo(BaseModel):

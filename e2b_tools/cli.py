@@ -15,13 +15,14 @@ from collections.abc import Callable, Sequence
 import docker
 import docker.errors
 
+from e2b_tools._exceptions import SandboxError
 from e2b_tools._version import __version__
-from e2b_tools.images import VARIANTS, ImageBuildError, build_image
+from e2b_tools.images import VARIANTS, build_image
 
 Handler = Callable[[argparse.Namespace], int]
 
 
-class CLIError(Exception):
+class CLIError(SandboxError):
     """A failure reported as one line on stderr with exit status 1."""
 
 
@@ -108,7 +109,6 @@ def _add_image(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def _cmd_gc(args: argparse.Namespace) -> int:
-    from e2b_tools._exceptions import SandboxError
     from e2b_tools._gc import gc
 
     try:
@@ -180,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     try:
         return handler(args)
-    except (CLIError, ImageBuildError) as exc:
+    except SandboxError as exc:
         print(f"e2b-tools: error: {exc}", file=sys.stderr)
         return 1
     except docker.errors.DockerException as exc:

@@ -1,7 +1,7 @@
 """Write the generated docs pages (run: python scripts/gen_tools_doc.py).
 
 docs/tools.md comes from the tools' input models, docs/languages.md from the agent's
-language table. tests/test_docs.py fails when a committed page differs from what this
+language table. tests/unit/test_docs.py fails when a committed page differs from what this
 produces, so neither can drift from the code.
 """
 

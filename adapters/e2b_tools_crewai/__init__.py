@@ -20,20 +20,10 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
     raise ImportError("e2b_tools_crewai needs CrewAI: pip install 'e2b-tools[crewai]'") from exc
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
 from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
-from e2b_tools.tools import (
-    ALL_TOOLS,
-    DEFAULT_BUDGET,
-    Artifact,
-    ListFilesInput,
-    ReadFileInput,
-    RunCodeInput,
-    RunShellInput,
-    Toolkit,
-    WriteFileInput,
-)
+from e2b_tools.tools import DEFAULT_BUDGET, Artifact, Toolkit, derive_tool_classes
 
 __all__ = [
     "ListFilesTool",
@@ -43,10 +33,6 @@ __all__ = [
     "SandboxTools",
     "WriteFileTool",
 ]
-
-
-def _describe(name: str) -> str:
-    return next(cls.description for cls in ALL_TOOLS if cls.name == name)
 
 
 class _SandboxTool(BaseTool):
@@ -78,48 +64,21 @@ class _SandboxTool(BaseTool):
         return output.text
 
 
-class RunCodeTool(_SandboxTool):
-    core_name = "run_code"
-    name: str = "run_code"
-    description: str = _describe("run_code")
-    args_schema: type[BaseModel] = RunCodeInput
+# One class per core tool, in the core's order; a tool added to the core appears here,
+# in every SandboxTools and as a module attribute (for imports, pickling and CrewAI's
+# ``tool_type`` lookups).
+_TOOLS: dict[str, type[_SandboxTool]] = derive_tool_classes(_SandboxTool, "CrewAI", __name__)
+_TOOL_CLASSES: tuple[type[_SandboxTool], ...] = tuple(_TOOLS.values())
+for _cls in _TOOL_CLASSES:
+    globals().setdefault(_cls.__name__, _cls)
+del _cls
 
-
-class RunShellTool(_SandboxTool):
-    core_name = "run_shell"
-    name: str = "run_shell"
-    description: str = _describe("run_shell")
-    args_schema: type[BaseModel] = RunShellInput
-
-
-class ReadFileTool(_SandboxTool):
-    core_name = "read_file"
-    name: str = "read_file"
-    description: str = _describe("read_file")
-    args_schema: type[BaseModel] = ReadFileInput
-
-
-class WriteFileTool(_SandboxTool):
-    core_name = "write_file"
-    name: str = "write_file"
-    description: str = _describe("write_file")
-    args_schema: type[BaseModel] = WriteFileInput
-
-
-class ListFilesTool(_SandboxTool):
-    core_name = "list_files"
-    name: str = "list_files"
-    description: str = _describe("list_files")
-    args_schema: type[BaseModel] = ListFilesInput
-
-
-_TOOL_CLASSES: tuple[type[_SandboxTool], ...] = (
-    RunCodeTool,
-    RunShellTool,
-    ReadFileTool,
-    WriteFileTool,
-    ListFilesTool,
-)
+# Explicit names for the tools of ``__all__``, so type checkers see them too.
+RunCodeTool = _TOOLS["run_code"]
+RunShellTool = _TOOLS["run_shell"]
+ReadFileTool = _TOOLS["read_file"]
+WriteFileTool = _TOOLS["write_file"]
+ListFilesTool = _TOOLS["list_files"]
 
 
 class SandboxTools:

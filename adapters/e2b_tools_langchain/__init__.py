@@ -33,19 +33,10 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
         "e2b_tools_langchain needs LangChain: pip install 'e2b-tools[langchain]'"
     ) from exc
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr
 
 from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
-from e2b_tools.tools import (
-    DEFAULT_BUDGET,
-    ListFilesInput,
-    ReadFileInput,
-    RunCodeInput,
-    RunShellInput,
-    Toolkit,
-    ToolOutput,
-    WriteFileInput,
-)
+from e2b_tools.tools import DEFAULT_BUDGET, Toolkit, ToolOutput, derive_tool_classes
 
 if TYPE_CHECKING:
     from .deepagents import E2BToolsSandbox
@@ -99,64 +90,20 @@ class _SandboxTool(BaseTool):
         return self._output(await self.toolkit.get(self.core_name).arun(kwargs))
 
 
-def _describe(name: str) -> str:
-    from e2b_tools.tools import ALL_TOOLS
+# One class per core tool, in the core's order; a tool added to the core appears here,
+# in every toolkit's tools and as a module attribute (for imports and pickling).
+_TOOLS: dict[str, type[_SandboxTool]] = derive_tool_classes(_SandboxTool, "LangChain", __name__)
+_TOOL_CLASSES: tuple[type[_SandboxTool], ...] = tuple(_TOOLS.values())
+for _cls in _TOOL_CLASSES:
+    globals().setdefault(_cls.__name__, _cls)
+del _cls
 
-    return next(cls.description for cls in ALL_TOOLS if cls.name == name)
-
-
-class RunCodeTool(_SandboxTool):
-    """Run code (Python by default) in the sandbox's persistent session."""
-
-    core_name = "run_code"
-    name: str = "run_code"
-    description: str = _describe("run_code")
-    args_schema: type[BaseModel] = RunCodeInput
-
-
-class RunShellTool(_SandboxTool):
-    """Run a bash command in the sandbox."""
-
-    core_name = "run_shell"
-    name: str = "run_shell"
-    description: str = _describe("run_shell")
-    args_schema: type[BaseModel] = RunShellInput
-
-
-class ReadFileTool(_SandboxTool):
-    """Read a file (or a range of its lines) from the sandbox."""
-
-    core_name = "read_file"
-    name: str = "read_file"
-    description: str = _describe("read_file")
-    args_schema: type[BaseModel] = ReadFileInput
-
-
-class WriteFileTool(_SandboxTool):
-    """Write a file in the sandbox."""
-
-    core_name = "write_file"
-    name: str = "write_file"
-    description: str = _describe("write_file")
-    args_schema: type[BaseModel] = WriteFileInput
-
-
-class ListFilesTool(_SandboxTool):
-    """List files in the sandbox."""
-
-    core_name = "list_files"
-    name: str = "list_files"
-    description: str = _describe("list_files")
-    args_schema: type[BaseModel] = ListFilesInput
-
-
-_TOOL_CLASSES: tuple[type[_SandboxTool], ...] = (
-    RunCodeTool,
-    RunShellTool,
-    ReadFileTool,
-    WriteFileTool,
-    ListFilesTool,
-)
+# Explicit names for the tools of ``__all__``, so type checkers see them too.
+RunCodeTool = _TOOLS["run_code"]
+RunShellTool = _TOOLS["run_shell"]
+ReadFileTool = _TOOLS["read_file"]
+WriteFileTool = _TOOLS["write_file"]
+ListFilesTool = _TOOLS["list_files"]
 
 
 class SandboxToolkit(BaseToolkit):

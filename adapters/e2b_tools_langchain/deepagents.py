@@ -19,24 +19,16 @@ through ``execute``, so they behave exactly as on every other Deep Agents sandbo
 from __future__ import annotations
 
 import asyncio
-import base64
-import codecs
-import json
 import shlex
-from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar
 
 try:
     from deepagents.backends.protocol import (
-        FILE_NOT_FOUND,
         INVALID_PATH,
         IS_DIRECTORY,
-        PERMISSION_DENIED,
         DeleteResult,
         ExecuteResponse,
-        FileData,
         FileDownloadResponse,
-        FileInfo,
         FileUploadResponse,
         GlobResult,
         LsResult,
@@ -45,35 +37,44 @@ try:
     )
     from deepagents.backends.sandbox import (
         MAX_BINARY_BYTES,
-        MAX_OUTPUT_BYTES,
-        TRUNCATION_MSG,
         BaseSandbox,
     )
-    from deepagents.backends.utils import (
-        EMPTY_CONTENT_WARNING,
-        _get_backend_read_file_type,
-        normalize_read_bounds,
-    )
+    from deepagents.backends.utils import EMPTY_CONTENT_WARNING
 except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
     raise ImportError(
         "E2BToolsSandbox needs Deep Agents: pip install 'e2b-tools[deepagents]'"
     ) from exc
 
+# The same head-and-tail bound the core applies to each output stream; same package.
 from e2b_tools import (
     AsyncSandbox,
+    BoundedText,
     CommandExitError,
-    EntryInfo,
     FileType,
     InvalidArgumentError,
+    LoopBridge,
     NotFoundError,
     Sandbox,
     SandboxError,
-    SandboxFileError,
     SandboxTimeoutError,
 )
 
-# The same head-and-tail bound the core applies to each output stream; same package.
-from e2b_tools._sandbox import BoundedText
+from ._deepagents_results import (
+    _RELATIVE_GLOB_SCRIPT,
+    _SNIFF_SCRIPT,
+    TIMEOUT_EXIT_CODE,
+    _bad_path,
+    _binary_by_name,
+    _binary_result,
+    _binary_too_big,
+    _dir_error,
+    _file_data,
+    _file_error,
+    _file_info,
+    _is_utf8,
+    _page_text,
+    _parse_relative_glob,
+)
 
 __all__ = ["DEFAULT_COMMAND_TIMEOUT", "E2BToolsSandbox", "GlobPaths"]
 
@@ -86,9 +87,6 @@ DEFAULT_COMMAND_TIMEOUT = 30 * 60
 GlobPaths = Literal["absolute", "relative"]
 """What ``glob`` returns: see :class:`E2BToolsSandbox`."""
 
-TIMEOUT_EXIT_CODE = 124
-"""Exit code ``execute`` reports for a command killed at its timeout (as GNU ``timeout``)."""
-
 # Text files up to this size are fetched whole and paged on the host (one request, no
 # process in the sandbox); bigger ones are paged in the sandbox so a page of a huge log
 # does not cost the whole file.
@@ -99,41 +97,6 @@ _UPLOAD_CONCURRENCY = 8
 _GLOB_MAX_MATCHES = 10_000
 _GLOB_TIME_BUDGET = 5.0
 _GLOB_COMMAND_TIMEOUT = 60
-
-# Exits 3 when stdin (a file's first bytes) is not UTF-8; a cut multibyte character at
-# the end is fine.
-_SNIFF_SCRIPT = """
-import codecs, sys
-try:
-    codecs.getincrementaldecoder("utf-8")().decode(sys.stdin.buffer.read(), final=False)
-except UnicodeDecodeError:
-    sys.exit(3)
-"""
-
-# The pre-0.7 Deep Agents glob: Python's glob.glob(recursive=True) from the search root,
-# paths relative to it, directories included. argv: root, pattern, max matches, seconds.
-_RELATIVE_GLOB_SCRIPT = """
-import glob, json, os, sys, time
-root, pattern, cap, budget = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-try:
-    os.chdir(root)
-except FileNotFoundError:
-    print(json.dumps({"error": "path_not_found"})); sys.exit(0)
-except NotADirectoryError:
-    print(json.dumps({"error": "not_a_directory"})); sys.exit(0)
-except PermissionError:
-    print(json.dumps({"error": "permission_denied"})); sys.exit(0)
-found, cut, deadline = [], False, time.monotonic() + budget
-for name in glob.iglob(pattern, recursive=True):
-    if len(found) >= cap or time.monotonic() > deadline:
-        cut = True
-        break
-    found.append(name)
-for name in sorted(found):
-    print(json.dumps({"path": name, "is_dir": os.path.isdir(name)}))
-if cut:
-    print(json.dumps({"truncated": True}))
-"""
 
 
 class E2BToolsSandbox(BaseSandbox):
@@ -201,7 +164,7 @@ class E2BToolsSandbox(BaseSandbox):
             raise ValueError(f"glob_paths must be 'absolute' or 'relative', not {glob_paths!r}")
         self._sandbox = sandbox
         self._inner = inner
-        self._loop = inner.loop
+        self._bridge = LoopBridge(inner.loop)
         self._workdir = workdir or inner.config.workdir
         self._timeout = timeout or None
         self._overwrite = overwrite
@@ -284,20 +247,20 @@ class E2BToolsSandbox(BaseSandbox):
     def close(self) -> None:
         """Kill the sandbox if :meth:`create` made it (one you gave is left alone)."""
         if self._owned:
-            self._wait(self._inner.kill())
+            self._bridge.run(self._inner.kill())
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
         if self._owned:
-            await self._await(self._inner.kill())
+            await self._bridge.arun(self._inner.kill())
 
     def kill(self) -> bool:
         """Kill the sandbox, whoever made it; False if it was already gone."""
-        return self._wait(self._inner.kill())
+        return self._bridge.run(self._inner.kill())
 
     async def akill(self) -> bool:
         """Async :meth:`kill`."""
-        return await self._await(self._inner.kill())
+        return await self._bridge.arun(self._inner.kill())
 
     def __enter__(self) -> E2BToolsSandbox:
         return self
@@ -314,27 +277,6 @@ class E2BToolsSandbox(BaseSandbox):
     def __repr__(self) -> str:
         return f"<E2BToolsSandbox {self.id}>"
 
-    # -- the sandbox's event loop --------------------------------------------------
-    def _wait(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the sandbox's loop and block until it is done."""
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is self._loop:
-            coro.close()
-            raise RuntimeError(
-                "a blocking E2BToolsSandbox method was called from the event loop its "
-                "sandbox lives on; await the async twin (aread, aexecute, ...) there"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    async def _await(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await ``coro`` on the sandbox's loop, from whichever loop is running."""
-        if asyncio.get_running_loop() is self._loop:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
     # -- execute -------------------------------------------------------------------
     def execute(self, command: str, *, timeout: float | None = None) -> ExecuteResponse:
         """Run a bash command in ``workdir``; stdout and stderr come back interleaved.
@@ -347,11 +289,11 @@ class E2BToolsSandbox(BaseSandbox):
         Raises:
             ValueError: ``timeout`` is negative.
         """
-        return self._wait(self._execute(command, timeout))
+        return self._bridge.run(self._execute(command, timeout))
 
     async def aexecute(self, command: str, *, timeout: float | None = None) -> ExecuteResponse:
         """Async :meth:`execute`."""
-        return await self._await(self._execute(command, timeout))
+        return await self._bridge.arun(self._execute(command, timeout))
 
     async def _execute(self, command: str, timeout: float | None) -> ExecuteResponse:
         if timeout is not None and timeout < 0:
@@ -390,11 +332,11 @@ class E2BToolsSandbox(BaseSandbox):
         ``next_offset`` to continue from). Binary files (by extension, or when their
         first 8 KiB are not UTF-8) come back whole as base64, up to 500 KiB.
         """
-        return self._wait(self._read(file_path, offset, limit))
+        return self._bridge.run(self._read(file_path, offset, limit))
 
     async def aread(self, file_path: str, offset: int = 0, limit: int = 2000) -> ReadResult:
         """Async :meth:`read`."""
-        return await self._await(self._read(file_path, offset, limit))
+        return await self._bridge.arun(self._read(file_path, offset, limit))
 
     async def _read(self, file_path: str, offset: int, limit: int) -> ReadResult:
         if _bad_path(file_path):
@@ -405,7 +347,7 @@ class E2BToolsSandbox(BaseSandbox):
             return ReadResult(error=f"File '{file_path}': {_file_error(exc)}")
         if info.type == FileType.DIR:
             return ReadResult(error=f"File '{file_path}': {IS_DIRECTORY}")
-        binary_name = _get_backend_read_file_type(file_path) != "text"
+        binary_name = _binary_by_name(file_path)
         if binary_name and info.size > MAX_BINARY_BYTES:
             return _binary_too_big(file_path)
         if not binary_name and info.size > _WHOLE_READ_LIMIT:
@@ -437,11 +379,11 @@ class E2BToolsSandbox(BaseSandbox):
 
         An existing file is replaced (atomically), or refused with ``overwrite=False``.
         """
-        return self._wait(self._write(file_path, content))
+        return self._bridge.run(self._write(file_path, content))
 
     async def awrite(self, file_path: str, content: str) -> WriteResult:
         """Async :meth:`write`."""
-        return await self._await(self._write(file_path, content))
+        return await self._bridge.arun(self._write(file_path, content))
 
     async def _write(self, file_path: str, content: str) -> WriteResult:
         if not self._overwrite and not _bad_path(file_path):
@@ -467,11 +409,11 @@ class E2BToolsSandbox(BaseSandbox):
         Existing files are replaced. One response per file, in order; a failed file
         does not stop the others.
         """
-        return self._wait(self._upload(files))
+        return self._bridge.run(self._upload(files))
 
     async def aupload_files(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
         """Async :meth:`upload_files`."""
-        return await self._await(self._upload(files))
+        return await self._bridge.arun(self._upload(files))
 
     async def _upload(self, files: list[tuple[str, bytes]]) -> list[FileUploadResponse]:
         gate = asyncio.Semaphore(_UPLOAD_CONCURRENCY)
@@ -493,11 +435,11 @@ class E2BToolsSandbox(BaseSandbox):
 
     def download_files(self, paths: list[str]) -> list[FileDownloadResponse]:
         """Read files (bytes) from the sandbox: one response per path, in order."""
-        return self._wait(self._download(paths))
+        return self._bridge.run(self._download(paths))
 
     async def adownload_files(self, paths: list[str]) -> list[FileDownloadResponse]:
         """Async :meth:`download_files`."""
-        return await self._await(self._download(paths))
+        return await self._bridge.arun(self._download(paths))
 
     async def _download(self, paths: list[str]) -> list[FileDownloadResponse]:
         gate = asyncio.Semaphore(_UPLOAD_CONCURRENCY)
@@ -518,11 +460,11 @@ class E2BToolsSandbox(BaseSandbox):
     def ls(self, path: str) -> LsResult:
         """The entries of a directory: absolute ``path``, ``is_dir``, ``size``,
         ``modified_at`` (symlinks to directories count as directories)."""
-        return self._wait(self._ls(path))
+        return self._bridge.run(self._ls(path))
 
     async def als(self, path: str) -> LsResult:
         """Async :meth:`ls`."""
-        return await self._await(self._ls(path))
+        return await self._bridge.arun(self._ls(path))
 
     async def _ls(self, path: str) -> LsResult:
         if _bad_path(path):
@@ -535,11 +477,11 @@ class E2BToolsSandbox(BaseSandbox):
 
     def delete(self, file_path: str) -> DeleteResult:
         """Delete a file, or a directory with everything in it."""
-        return self._wait(self._delete(file_path))
+        return self._bridge.run(self._delete(file_path))
 
     async def adelete(self, file_path: str) -> DeleteResult:
         """Async :meth:`delete`."""
-        return await self._await(self._delete(file_path))
+        return await self._bridge.arun(self._delete(file_path))
 
     async def _delete(self, file_path: str) -> DeleteResult:
         if _bad_path(file_path):
@@ -557,13 +499,13 @@ class E2BToolsSandbox(BaseSandbox):
         """Files matching ``pattern`` under ``path`` (default ``/``); see ``glob_paths``."""
         if self._glob_paths == "absolute":
             return super().glob(pattern, path)
-        return self._wait(self._glob_relative(pattern, path))
+        return self._bridge.run(self._glob_relative(pattern, path))
 
     async def aglob(self, pattern: str, path: str | None = None) -> GlobResult:
         """Async :meth:`glob`."""
         if self._glob_paths == "absolute":
             return await super().aglob(pattern, path)
-        return await self._await(self._glob_relative(pattern, path))
+        return await self._bridge.arun(self._glob_relative(pattern, path))
 
     async def _glob_relative(self, pattern: str, path: str | None) -> GlobResult:
         root = path or "/"
@@ -582,156 +524,3 @@ class E2BToolsSandbox(BaseSandbox):
 
 
 # -- helpers (pure) ----------------------------------------------------------------
-def _bad_path(path: object) -> bool:
-    """Whether ``path`` is not an absolute path the protocol accepts."""
-    return not isinstance(path, str) or not path.startswith("/") or "\x00" in path
-
-
-def _error_name(exc: SandboxError) -> str:
-    # The agent reports file errors as "<OSError subclass>: <strerror>: <path>".
-    return exc.message.partition(":")[0]
-
-
-def _file_error(exc: SandboxError) -> str:
-    """The protocol's code for a failed file operation, or the error's own text.
-
-    Errors that are not about the path (the sandbox stopped, a timeout) are raised.
-    """
-    if isinstance(exc, NotFoundError):
-        return FILE_NOT_FOUND
-    if isinstance(exc, InvalidArgumentError):
-        return INVALID_PATH
-    if not isinstance(exc, SandboxFileError) and type(exc) is not SandboxError:
-        raise exc
-    name = _error_name(exc)
-    if name == "IsADirectoryError":
-        return IS_DIRECTORY
-    # The root filesystem is read-only: to the model that is a permission problem.
-    if name == "PermissionError" or "Read-only file system" in exc.message:
-        return PERMISSION_DENIED
-    # A path through a regular file, or with a NUL byte.
-    if name in ("NotADirectoryError", "FileExistsError", "ValueError"):
-        return INVALID_PATH
-    return exc.message
-
-
-def _dir_error(exc: SandboxError) -> str:
-    """Codes for ``ls`` as Deep Agents' own sandbox reports them (its middleware looks
-    for ``not_a_directory``)."""
-    if isinstance(exc, NotFoundError):
-        return "path_not_found"
-    if isinstance(exc, SandboxFileError) and _error_name(exc) == "NotADirectoryError":
-        return "not_a_directory"
-    return _file_error(exc)
-
-
-# mypy checks for Python 3.10, which has no typing.NotRequired (Deep Agents needs 3.11
-# and uses it), so it takes the optional keys of these TypedDicts for required ones.
-def _file_data(content: str, encoding: str = "utf-8") -> FileData:
-    return {"content": content, "encoding": encoding}  # type: ignore[typeddict-item]
-
-
-def _glob_match(path: str, is_dir: bool) -> FileInfo:
-    return {"path": path, "is_dir": is_dir}  # type: ignore[typeddict-item]
-
-
-def _file_info(entry: EntryInfo) -> FileInfo:
-    return {
-        "path": entry.path,
-        "is_dir": entry.type == FileType.DIR,
-        "size": entry.size,
-        "modified_at": entry.modified_time.isoformat(),
-    }
-
-
-def _is_utf8(prefix: bytes) -> bool:
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(prefix, final=False)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _binary_too_big(file_path: str) -> ReadResult:
-    return ReadResult(
-        error=(
-            f"File '{file_path}': Binary file exceeds maximum preview size of "
-            f"{MAX_BINARY_BYTES} bytes"
-        )
-    )
-
-
-def _binary_result(file_path: str, data: bytes) -> ReadResult:
-    if len(data) > MAX_BINARY_BYTES:
-        return _binary_too_big(file_path)
-    return ReadResult(file_data=_file_data(base64.b64encode(data).decode("ascii"), "base64"))
-
-
-def _page_text(file_path: str, text: str, offset: int, limit: int) -> ReadResult:
-    """One page of ``text`` as Deep Agents' sandbox ``read`` returns it.
-
-    Lines split at LF, CRLF or CR and are joined with LF; at most ``MAX_OUTPUT_BYTES``
-    (UTF-8) per page, where a cut page ends with ``TRUNCATION_MSG`` and ``next_offset``
-    points at the first line not shown in full.
-    """
-    offset, limit = normalize_read_bounds(offset, limit)
-    if limit == 0:
-        return ReadResult(file_data=_file_data(""), no_lines_requested=True)
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the file's final newline ends the last line; it starts none
-    total = len(lines)
-    if offset >= total:
-        return ReadResult(
-            error=f"File '{file_path}': Line offset {offset} exceeds file length ({total} lines)"
-        )
-    budget = MAX_OUTPUT_BYTES - len(TRUNCATION_MSG.encode("utf-8"))
-    parts: list[str] = []
-    used = shown = 0
-    cut = False
-    for i, line in enumerate(lines[offset : offset + limit]):
-        piece = line if i == 0 else "\n" + line
-        size = len(piece.encode("utf-8"))
-        if used + size > budget:
-            parts.append(piece.encode("utf-8")[: budget - used].decode("utf-8", errors="ignore"))
-            cut = True
-            break
-        parts.append(piece)
-        used += size
-        shown += 1
-    content = "".join(parts) + (TRUNCATION_MSG if cut else "")
-    # A line cut short is read again from its start; a first line over the cap is
-    # skipped, or the reader would never get past it.
-    end = offset + max(shown, 1)
-    return ReadResult(
-        file_data=_file_data(content),
-        total_lines=total,
-        start_line=offset + 1,
-        end_line=end,
-        next_offset=end if end < total else None,
-    )
-
-
-def _parse_relative_glob(response: ExecuteResponse, root: str) -> GlobResult:
-    if response.exit_code == TIMEOUT_EXIT_CODE:
-        return GlobResult(error=f"Path '{root}': glob timed out; narrow the pattern or path")
-    matches: list[FileInfo] = []
-    truncated = False
-    for line in response.output.splitlines():
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            return GlobResult(error=f"Path '{root}': glob failed: {response.output[:200]}")
-        if "error" in record:
-            return GlobResult(error=f"Path '{root}': {record['error']}")
-        if record.get("truncated"):
-            truncated = True
-        else:
-            matches.append(_glob_match(record["path"], bool(record["is_dir"])))
-    if response.exit_code != 0:
-        return GlobResult(error=f"Path '{root}': glob failed: {response.output[:200]}")
-    return GlobResult(
-        matches=matches, truncated=truncated, truncation_reason="budget" if truncated else None
-    )

@@ -7,6 +7,7 @@ inspect round trip per call.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -105,6 +106,42 @@ def map_docker_errors(sandbox_id: str | None = None) -> Iterator[None]:
         raise SandboxError(f"Docker Engine error: {exc}", sandbox_id=sandbox_id) from exc
 
 
+_HEADER = 8
+
+
+class DockerAttach:
+    """The agent's stdio over a container's attach socket (a :class:`Transport`).
+
+    Docker multiplexes a non-TTY container's stdout and stderr on the socket in frames
+    with an 8-byte header: stream type, 3 zero bytes, big-endian payload size.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    @classmethod
+    async def open(cls, sock: socket.socket) -> DockerAttach:
+        """Wrap an attach socket (already connected) in asyncio streams."""
+        sock.setblocking(False)
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 24)
+        return cls(reader, writer)
+
+    async def read_frame(self) -> tuple[int, bytes]:
+        header = await self._reader.readexactly(_HEADER)
+        size = int.from_bytes(header[4:], "big")
+        return header[0], (await self._reader.readexactly(size) if size else b"")
+
+    def write(self, data: bytes) -> None:
+        self._writer.write(data)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 class DockerBackend:
     """Creates, attaches to, lists and removes sandbox containers."""
 
@@ -138,7 +175,7 @@ class DockerBackend:
         try:
             info = self._inspect_image(image)
         except docker.errors.ImageNotFound as exc:
-            from ..images import DEFAULT_IMAGE, FULL_IMAGE
+            from ..images.names import DEFAULT_IMAGE, FULL_IMAGE
 
             if image == DEFAULT_IMAGE:
                 hint = "build it with `e2b-tools image build`"
@@ -265,6 +302,11 @@ class DockerBackend:
         sock.close()
         raw.close()
         return own
+
+    async def open_transport(self, container_id: str) -> DockerAttach:
+        """A stream to the agent of a created (or running) container."""
+        sock = await asyncio.to_thread(self.attach, container_id)
+        return await DockerAttach.open(sock)
 
     @retry_infra
     def _attach(self, container_id: str) -> Any:

@@ -13,9 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .._config import SandboxConfig
-from .._sandbox import AsyncSandbox
-from .._sync import Sandbox
+from .. import AsyncSandbox, InvalidArgumentError, Sandbox, SandboxConfig, UnknownToolError
 from ._session import SandboxSession
 from ._shape import (
     Shaped,
@@ -43,6 +41,7 @@ from ._tools import (
     ToolOutput,
     WriteFile,
     WriteFileInput,
+    derive_tool_classes,
 )
 
 
@@ -69,14 +68,14 @@ class Toolkit:
         tools: Sequence[str] | None = None,
     ) -> None:
         if budget < 500:
-            raise ValueError("budget must be at least 500 characters")
+            raise InvalidArgumentError("budget must be at least 500 characters")
         self.session = SandboxSession(sandbox, config=config)
         self.budget = budget
         known = {cls.name: cls for cls in ALL_TOOLS}
         names = list(tools) if tools is not None else list(known)
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise ValueError(f"unknown tools {unknown}; available: {sorted(known)}")
+            raise UnknownToolError(f"unknown tools {unknown}; available: {sorted(known)}")
         self._tools: dict[str, SandboxTool[Any]] = {
             n: known[n](self.session, budget) for n in names
         }
@@ -90,7 +89,7 @@ class Toolkit:
         try:
             return self._tools[name]
         except KeyError:
-            raise KeyError(f"no tool {name!r}; available: {sorted(self._tools)}") from None
+            raise UnknownToolError(f"no tool {name!r}; available: {sorted(self._tools)}") from None
 
     def close(self) -> None:
         """Kill the sandbox if the toolkit created it."""
@@ -134,6 +133,7 @@ __all__ = [
     "WriteFile",
     "WriteFileInput",
     "clean",
+    "derive_tool_classes",
     "describe_binary",
     "is_binary",
     "looks_binary_text",

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
-import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import tenacity
 
-from .._config import SandboxConfig
-from .._exceptions import EngineUnavailableError, SandboxError, SandboxGoneError
-from .._sandbox import AsyncSandbox
-from .._sync import Sandbox, portal_loop
+from .. import (
+    AsyncSandbox,
+    EngineUnavailableError,
+    LoopBridge,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    SandboxGoneError,
+    background_loop,
+)
 
 T = TypeVar("T")
 
@@ -45,16 +50,12 @@ class SandboxSession:
         self._owned = sandbox is None
         self._config = config or SandboxConfig()
         # The background loop starts on first use, not when a toolkit is merely built.
-        self._given_loop = sandbox.loop if sandbox is not None else None
+        self._bridge = LoopBridge(sandbox.loop if sandbox is not None else background_loop)
         self._lock: asyncio.Lock | None = None
         self._notice: str | None = None
         self._closed = False
         self._output_prefix = secrets.token_hex(3)
         self._output_ids = itertools.count(1)
-
-    @property
-    def _home(self) -> asyncio.AbstractEventLoop:
-        return self._given_loop or portal_loop()
 
     @property
     def sandbox(self) -> AsyncSandbox | None:
@@ -67,26 +68,12 @@ class SandboxSession:
         return (self._sandbox.config if self._sandbox else self._config).workdir
 
     async def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Await ``coro`` on the session's home loop, from whichever loop is running."""
-        try:
-            current: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            current = None
-        home = self._home
-        if current is home:
-            return await coro
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, home))
+        """Await ``coro`` on the sandbox's loop, from whichever loop is running."""
+        return await self._bridge.arun(coro)
 
     def call_sync(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the home loop and wait for it (from a thread not running it)."""
-        home = self._home
-        if home.is_running() and getattr(home, "_thread_id", None) == threading.get_ident():
-            coro.close()
-            raise RuntimeError(
-                "a blocking tool call was made from inside the event loop its sandbox "
-                "lives on; use the async API (arun/ainvoke) there"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, home).result()
+        """Run ``coro`` on the sandbox's loop and wait for it (not from that loop)."""
+        return self._bridge.run(coro)
 
     async def get(self) -> AsyncSandbox:
         """The live sandbox, created or replaced as needed."""
@@ -96,7 +83,7 @@ class SandboxSession:
             self._lock = asyncio.Lock()
         async with self._lock:
             sbx = self._sandbox
-            if sbx is not None and not await self._alive(sbx):
+            if sbx is not None and not await sbx.is_alive():
                 self._notice = (
                     "Note: the sandbox had stopped, so a new one was started. Everything "
                     "from before (variables, imports, files) is gone; redo what you need."
@@ -118,13 +105,6 @@ class SandboxSession:
         """A one-time notice for the model (state lost), if there is one."""
         notice, self._notice = self._notice, None
         return notice
-
-    async def _alive(self, sbx: AsyncSandbox) -> bool:
-        try:
-            await sbx._connection()
-        except SandboxError:
-            return False
-        return True
 
     @tenacity.retry(
         retry=tenacity.retry_if_exception_type((EngineUnavailableError, SandboxGoneError)),

@@ -16,16 +16,21 @@ from typing import Any, ClassVar, Generic, TypeVar
 import tenacity
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .._exceptions import (
+from .. import (
+    AsyncSandbox,
+    BoundedText,
+    CommandExitError,
+    CommandResult,
+    EntryInfo,
+    FileType,
     InvalidArgumentError,
     NotFoundError,
     SandboxError,
     SandboxFileError,
     SandboxGoneError,
     SandboxTimeoutError,
+    SaveOutput,
 )
-from .._models import EntryInfo, FileType
-from .._sandbox import AsyncSandbox, BoundedText
 from ._session import SandboxSession
 from ._shape import describe_binary, human_size, is_binary, shape
 
@@ -122,7 +127,7 @@ class ListFilesInput(_Input):
 InputT = TypeVar("InputT", bound=_Input)
 
 
-class ToolError(Exception):
+class ToolError(SandboxError):
     """A failure to report to the model as text (the model can act on it)."""
 
 
@@ -224,10 +229,18 @@ class SandboxTool(ABC, Generic[InputT]):
             )
         return full
 
-    def spill_spec(self) -> dict[str, Any]:
-        """Where the agent saves this call's whole output if it passes the budget."""
+    def timed_out(self, message: str, log: BoundedText) -> ToolError:
+        """The error for a call that timed out, with the output it printed before."""
+        partial = log.text()
+        before = shape(partial, self.budget // 2).text if partial else ""
+        return ToolError(message + (f"\n[output before the timeout]\n{before}" if before else ""))
+
+    def save_output(self) -> SaveOutput:
+        """Where the sandbox saves this call's whole output if it passes the budget."""
         name = f"{self.name}-{self.session.next_output_id()}.log"
-        return {"path": f"{self.session.workspace}/{OUTPUT_DIR}/{name}", "threshold": self.budget}
+        return SaveOutput(
+            path=f"{self.session.workspace}/{OUTPUT_DIR}/{name}", threshold=self.budget
+        )
 
 
 # Reads are safe to repeat: if the stream dropped, the sandbox re-attaches before the
@@ -239,9 +252,13 @@ _retry_reads = tenacity.retry(
 )
 
 
-def _spilled(done: dict[str, Any]) -> dict[str, Any]:
-    spilled = done.get("spilled")
-    return spilled if isinstance(spilled, dict) and "error" not in spilled else {}
+async def _run_command(sbx: AsyncSandbox, command: str, **kwargs: Any) -> CommandResult:
+    """``commands.run`` that returns a non-zero exit instead of raising it."""
+    try:
+        result: CommandResult = await sbx.commands.run(command, **kwargs)
+    except CommandExitError as exc:
+        return exc.result
+    return result
 
 
 class RunCode(SandboxTool[RunCodeInput]):
@@ -262,24 +279,22 @@ class RunCode(SandboxTool[RunCodeInput]):
         log = BoundedText(self.budget * 4)
         timeout = args.timeout or 300.0
         try:
-            execution, done = await sbx._run_code(
+            execution = await sbx.run_code(
                 args.code,
                 args.language,
                 timeout=timeout,
                 on_stdout=log.add,
                 on_stderr=log.add,
-                spill=self.spill_spec(),
+                save_output=self.save_output(),
             )
         except SandboxTimeoutError as exc:
-            state = "kept" if "were kept" in exc.message else "lost (the session was restarted)"
-            partial = log.text()
-            before = shape(partial, self.budget // 2).text if partial else ""
-            raise ToolError(
+            state = "kept" if exc.state_kept else "lost (the session was restarted)"
+            raise self.timed_out(
                 f"Timed out after {timeout:g}s: the code was interrupted; session state was "
-                f"{state}. Pass a larger timeout (up to 3600) or make the code faster."
-                + (f"\n[output before the timeout]\n{before}" if before else "")
+                f"{state}. Pass a larger timeout (up to 3600) or make the code faster.",
+                log,
             ) from None
-        spilled = _spilled(done)
+        saved = execution.saved_output
         parts: list[str] = []
         artifacts: list[Artifact] = []
         out = log.text()
@@ -287,9 +302,9 @@ class RunCode(SandboxTool[RunCodeInput]):
             shaped = shape(
                 out,
                 self.budget * 3 // 4,
-                saved_path=spilled.get("path"),
-                total_lines=spilled.get("lines"),
-                total_bytes=spilled.get("bytes"),
+                saved_path=saved.path if saved else None,
+                total_lines=saved.lines if saved else None,
+                total_bytes=saved.bytes if saved else None,
             )
             parts.append(f"[output]\n{shaped.text.rstrip()}")
         for i, result in enumerate(execution.results, 1):
@@ -330,30 +345,29 @@ class RunShell(SandboxTool[RunShellInput]):
         log = BoundedText(self.budget * 4)
         timeout = args.timeout or 60.0
         try:
-            result, done = await sbx.commands._run(
+            result = await _run_command(
+                sbx,
                 args.command,
                 cwd=cwd,
                 timeout=timeout,
                 on_stdout=log.add,
                 on_stderr=log.add,
-                spill=self.spill_spec(),
+                save_output=self.save_output(),
             )
         except SandboxTimeoutError:
-            partial = log.text()
-            before = shape(partial, self.budget // 2).text if partial else ""
-            raise ToolError(
+            raise self.timed_out(
                 f"Timed out after {timeout:g}s: the command and its child processes were "
                 "killed. Pass a larger timeout (up to 3600), or run long jobs in the "
-                "background with nohup ... & and poll their output."
-                + (f"\n[output before the timeout]\n{before}" if before else "")
+                "background with nohup ... & and poll their output.",
+                log,
             ) from None
-        spilled = _spilled(done)
+        saved = result.saved_output
         shaped = shape(
             log.text(),
             self.budget - 40,
-            saved_path=spilled.get("path"),
-            total_lines=spilled.get("lines"),
-            total_bytes=spilled.get("bytes"),
+            saved_path=saved.path if saved else None,
+            total_lines=saved.lines if saved else None,
+            total_bytes=saved.bytes if saved else None,
         )
         body = shaped.text.rstrip("\n") or "(no output)"
         return ToolOutput(
@@ -405,7 +419,8 @@ class ReadFile(SandboxTool[ReadFileInput]):
     ) -> ToolOutput:
         limit = args.limit or 200
         q = shlex.quote(path)
-        result, _ = await sbx.commands._run(
+        result = await _run_command(
+            sbx,
             f"[ \"$(head -c 8192 {q} | tr -dc '\\000' | wc -c)\" -gt 0 ] && echo BINARY; "
             f"wc -l < {q}; sed -n '{start},{start + limit - 1}p;{start + limit}q' {q}",
             timeout=60,
@@ -460,15 +475,7 @@ class WriteFile(SandboxTool[WriteFileInput]):
 
     async def _execute(self, sbx: AsyncSandbox, args: WriteFileInput) -> ToolOutput:
         path = self.resolve(args.path)
-        if args.append:
-            # The agent appends in place; E2B's files.write() has no append mode.
-            data = base64.b64encode(args.content.encode("utf-8")).decode("ascii")
-            await sbx._request(
-                "write_file", {"path": path, "data": data, "append": True}, 120, path
-            )
-            info = await sbx.files.get_info(path)
-        else:
-            info = await sbx.files.write(path, args.content)
+        info = await sbx.files.write(path, args.content, append=args.append)
         verb = "Appended to" if args.append else "Wrote"
         return ToolOutput(text=f"{verb} {info.path} ({human_size(info.size)} now).")
 
@@ -508,3 +515,37 @@ def _entry_row(entry: EntryInfo, root: str) -> str:
 
 
 ALL_TOOLS: tuple[type[SandboxTool[Any]], ...] = (RunCode, RunShell, ReadFile, WriteFile, ListFiles)
+
+
+AdapterT = TypeVar("AdapterT", bound=type)
+
+
+def derive_tool_classes(base: AdapterT, framework: str, module: str) -> dict[str, AdapterT]:
+    """One subclass of a framework's tool ``base`` per core tool, by tool name.
+
+    Each is named after the core tool (``RunCode`` -> ``RunCodeTool``), lives in
+    ``module`` (frameworks that key tools on ``module.qualname`` find it), and carries
+    the core tool's ``name``, ``description`` and input model (as ``args_schema``) and
+    its name again as ``core_name``. A tool added to the core needs no adapter change.
+
+    Example:
+        >>> class Base:
+        ...     pass
+        >>> sorted(derive_tool_classes(Base, "Demo", __name__))[:2]
+        ['list_files', 'read_file']
+    """
+    derived: dict[str, AdapterT] = {}
+    for core in ALL_TOOLS:
+        name = f"{core.__name__}Tool"
+        namespace: dict[str, Any] = {
+            "__module__": module,
+            "__qualname__": name,
+            "__doc__": f"The ``{core.name}`` tool for {framework}.\n\n{core.description}",
+            "__annotations__": {"name": str, "description": str, "args_schema": type[BaseModel]},
+            "core_name": core.name,
+            "name": core.name,
+            "description": core.description,
+            "args_schema": core.input_model,
+        }
+        derived[core.name] = type(name, (base,), namespace)  # type: ignore[assignment]
+    return derived

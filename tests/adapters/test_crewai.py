@@ -6,6 +6,8 @@ import os
 import tempfile
 import warnings
 
+import pytest
+
 # CrewAI reads these at import: no telemetry or version checks, and its settings files
 # go to a scratch HOME instead of the real one (restored right after the import).
 os.environ.update(
@@ -22,6 +24,8 @@ try:
     with warnings.catch_warnings():
         # crewai's own import emits an ImportWarning about its lazy submodules.
         warnings.simplefilter("ignore", ImportWarning)
+        # Skip without the crewai extra; imported here, after the settings above.
+        pytest.importorskip("crewai")
         from e2b_tools_crewai import SandboxTools
 finally:
     if _home is not None:

@@ -19,12 +19,12 @@ pytest.importorskip("deepagents")  # Deep Agents needs Python 3.11+
 from deepagents import create_deep_agent
 from deepagents.backends.protocol import SandboxBackendProtocol
 from deepagents.backends.sandbox import MAX_OUTPUT_BYTES, TRUNCATION_MSG
+from helpers import PROCS
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.runnables import Runnable
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_tests.integration_tests import SandboxIntegrationTests
-from test_background import PROCS
 
 from e2b_tools import AsyncSandbox, Sandbox
 from e2b_tools_langchain import E2BToolsSandbox
@@ -273,7 +273,7 @@ async def test_async_sandbox_from_its_loop_and_from_threads(async_sandbox: Async
     assert page.file_data is not None
     assert page.file_data["content"] == "from the loop"
     # ...and from the loop itself they fail at once instead of deadlocking.
-    with pytest.raises(RuntimeError, match="await the async twin"):
+    with pytest.raises(RuntimeError, match="use the async API"):
         backend.read("/tmp/async.txt")
     listing = await backend.als("/tmp")
     assert "/tmp/async.txt" in [e["path"] for e in listing.entries or []]

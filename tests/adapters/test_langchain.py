@@ -6,6 +6,10 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
+
+pytest.importorskip("langchain_core")  # the langchain extra: pip install 'e2b-tools[langchain]'
+pytest.importorskip("langchain_tests")  # LangChain's standard test suites (the dev extra)
+
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage

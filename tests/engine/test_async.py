@@ -55,3 +55,40 @@ async def test_many_sandboxes_at_once(image: str) -> None:
         assert [o.text for o in outs] == ["0", "10", "20", "30"]
     finally:
         await asyncio.gather(*(s.kill() for s in sandboxes))
+
+
+@pytest.mark.asyncio
+async def test_cancelling_run_code_stops_the_code(async_sandbox: AsyncSandbox) -> None:
+    await async_sandbox.run_code("kept = 'still here'")
+    busy = asyncio.ensure_future(
+        async_sandbox.run_code("import time\nwhile True:\n    time.sleep(0.05)", timeout=None)
+    )
+    await asyncio.sleep(1.0)
+    busy.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await busy
+    # Without the cancel reaching the sandbox, this call would queue behind the loop.
+    answer = await asyncio.wait_for(async_sandbox.run_code("kept"), 1.0)
+    assert answer.text == "'still here'"
+
+
+@pytest.mark.asyncio
+async def test_saved_output_is_on_the_results(async_sandbox: AsyncSandbox) -> None:
+    from e2b_tools import SaveOutput
+
+    execution = await async_sandbox.run_code(
+        "print('x' * 5000)", save_output=SaveOutput(path="out/code.log", threshold=1000)
+    )
+    assert execution.saved_output is not None
+    assert execution.saved_output.path == "/home/user/out/code.log"
+    assert execution.saved_output.chars == 5001
+    result = await async_sandbox.commands.run(
+        "seq 1 3000", save_output=SaveOutput(path="out/cmd.log", threshold=100)
+    )
+    assert result.saved_output is not None and result.saved_output.lines == 3000
+    assert (await async_sandbox.files.read("out/cmd.log")).endswith("2999\n3000\n")
+    quiet = await async_sandbox.commands.run(
+        "echo hi", save_output=SaveOutput(path="out/none.log", threshold=100)
+    )
+    assert quiet.saved_output is None
+    assert await async_sandbox.is_alive()

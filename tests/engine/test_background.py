@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from helpers import PROCS
 
 from e2b_tools import AsyncSandbox, CommandExitError, Sandbox
 
-PROCS = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
 """Command lines of the sandbox's processes, read from /proc (works in images without ps)."""
 
 

@@ -27,6 +27,7 @@ import pytest
 
 from e2b_tools import (
     AsyncSandbox,
+    EngineError,
     EngineUnavailableError,
     ProtocolError,
     Sandbox,
@@ -36,7 +37,7 @@ from e2b_tools import (
 
 T = TypeVar("T")
 MiB = 1 << 20
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _status(field: str) -> int:
@@ -416,7 +417,7 @@ def test_hung_engine_fails_create_and_gc_fast(silent_engine: str) -> None:
     )
     assert cli.returncode == 1 and silent_engine in cli.stderr, cli
     assert time.monotonic() - start < 60
-    assert EngineUnavailableError.__mro__[1].__name__ == "SandboxError"
+    assert issubclass(EngineUnavailableError, EngineError)
 
 
 # -- 8. nothing a timed-out call started keeps running -------------------------------

@@ -195,10 +195,10 @@ def test_variants_and_their_tags() -> None:
 def test_packages_hash_follows_the_package_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     default, full = packages_hash("default"), packages_hash("full")
     assert len(default) == 12 and default != full
-    monkeypatch.setattr(images, "FULL_PACKAGES", (*FULL_PACKAGES, "scala"))
+    monkeypatch.setattr(images.names, "FULL_PACKAGES", (*FULL_PACKAGES, "scala"))
     assert packages_hash("default") == default
     assert packages_hash("full") != full
-    monkeypatch.setattr(images, "SANDBOX_PACKAGES", (*SANDBOX_PACKAGES, "vim"))
+    monkeypatch.setattr(images.names, "SANDBOX_PACKAGES", (*SANDBOX_PACKAGES, "vim"))
     assert packages_hash("default") != default
 
 

@@ -69,9 +69,9 @@ def test_set_timeout_extends_the_deadline(image: str) -> None:
 def test_missing_image_names_the_build_command(image: str, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ImageNotFoundError, match="pull or build it"):
         Sandbox.create(image="e2b-tools/does-not-exist:0")
-    import e2b_tools.images as images
+    import e2b_tools.images.names as names
 
-    monkeypatch.setattr(images, "DEFAULT_IMAGE", "e2b-tools/sandbox:not-built")
+    monkeypatch.setattr(names, "DEFAULT_IMAGE", "e2b-tools/sandbox:not-built")
     with pytest.raises(ImageNotFoundError, match="e2b-tools image build"):
         Sandbox.create()
 

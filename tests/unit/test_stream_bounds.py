@@ -22,6 +22,7 @@ from e2b_tools import (
 from e2b_tools._config import parse_size
 from e2b_tools._connection import AgentConnection
 from e2b_tools.agent import protocol
+from e2b_tools.backends.docker import DockerAttach
 
 
 def frame(payload: bytes, stream: int = 1) -> bytes:
@@ -30,7 +31,7 @@ def frame(payload: bytes, stream: int = 1) -> bytes:
 
 async def _pair() -> tuple[AgentConnection, socket.socket]:
     host, peer = socket.socketpair()
-    return await AgentConnection.open(host, "test"), peer
+    return AgentConnection(await DockerAttach.open(host), "test"), peer
 
 
 async def _next_event(conn: AgentConnection, op: str) -> object:

