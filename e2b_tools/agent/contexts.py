@@ -13,7 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
 
 from . import kernel_python, procs, protocol
-from .plumbing import READ_CHUNK, Stream, exec_argv, signal_name
+from .plumbing import Stream, exec_argv, read_chunk, signal_name
 from .protocol import Message
 
 if TYPE_CHECKING:
@@ -221,12 +221,9 @@ class KernelContext:
         self.start()
 
     def on_control(self) -> None:
-        try:
-            data = os.read(self.ctl_fd, READ_CHUNK)
-        except BlockingIOError:
+        data = read_chunk(self.ctl_fd)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.on_died()
             return

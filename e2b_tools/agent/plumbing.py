@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 READ_CHUNK = 1 << 16
 
 
+def read_chunk(fd: int) -> Optional[bytes]:
+    """What a non-blocking pipe holds now: None if nothing yet, ``b""`` at its end."""
+    try:
+        return os.read(fd, READ_CHUNK)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
 def log(msg: str) -> None:
     try:
         os.write(2, f"e2b-tools-agent: {msg}\n".encode("utf-8", "replace"))
@@ -161,12 +171,9 @@ class Stream:
         for _ in range(limit):
             if not self.open:
                 return
-            try:
-                data = os.read(self.fd, READ_CHUNK)
-            except BlockingIOError:
+            data = read_chunk(self.fd)
+            if data is None:
                 return
-            except OSError:
-                data = b""
             if not data:
                 self.emit(self.decoder.decode(b"", final=True))
                 self.close()
