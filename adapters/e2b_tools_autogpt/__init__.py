@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
-from e2b_tools.tools import DEFAULT_BUDGET, Toolkit, ToolOutput
+from e2b_tools.tools import DEFAULT_BUDGET, DEFAULT_IDLE_TIMEOUT, Toolkit, ToolOutput
 
 SpecFormat = Literal["openai", "anthropic"]
 
@@ -35,6 +35,9 @@ class ToolDispatcher:
         sandbox: Use this sandbox instead of creating one (ignored with ``toolkit``).
         budget: Characters per tool result.
         config: Settings for the sandbox the toolkit creates.
+        idle_timeout: Seconds without a call after which the sandbox created here goes
+            away (each call extends it; default 15 minutes).
+        max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
     """
 
     def __init__(
@@ -44,8 +47,16 @@ class ToolDispatcher:
         sandbox: Sandbox | AsyncSandbox | None = None,
         budget: int = DEFAULT_BUDGET,
         config: SandboxConfig | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_lifetime: float | None = None,
     ) -> None:
-        self.toolkit = toolkit or Toolkit(sandbox, budget=budget, config=config)
+        self.toolkit = toolkit or Toolkit(
+            sandbox,
+            budget=budget,
+            config=config,
+            idle_timeout=idle_timeout,
+            max_lifetime=max_lifetime,
+        )
         self.artifacts: list[Any] = []
         """Artifacts (e.g. charts) produced by dispatched calls, oldest first."""
 

@@ -23,7 +23,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
 from pydantic import ConfigDict, Field
 
 from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
-from e2b_tools.tools import DEFAULT_BUDGET, Artifact, Toolkit, derive_tool_classes
+from e2b_tools.tools import (
+    DEFAULT_BUDGET,
+    DEFAULT_IDLE_TIMEOUT,
+    Artifact,
+    Toolkit,
+    derive_tool_classes,
+)
 
 __all__ = [
     "ListFilesTool",
@@ -89,6 +95,9 @@ class SandboxTools:
         budget: Characters per tool result (default about 2,000 tokens).
         config: Settings for the sandbox created.
         tools: Names of the tools to include (default: all five).
+        idle_timeout: Seconds without a call after which the sandbox created here goes
+            away (each call extends it; default 15 minutes).
+        max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
     """
 
     def __init__(
@@ -98,8 +107,17 @@ class SandboxTools:
         budget: int = DEFAULT_BUDGET,
         config: SandboxConfig | None = None,
         tools: list[str] | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_lifetime: float | None = None,
     ) -> None:
-        self.toolkit = Toolkit(sandbox, budget=budget, config=config, tools=tools)
+        self.toolkit = Toolkit(
+            sandbox,
+            budget=budget,
+            config=config,
+            tools=tools,
+            idle_timeout=idle_timeout,
+            max_lifetime=max_lifetime,
+        )
         names = {t.name for t in self.toolkit.tools()}
         self._tools = [cls(toolkit=self.toolkit) for cls in _TOOL_CLASSES if cls.core_name in names]
 

@@ -36,7 +36,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
-from e2b_tools.tools import DEFAULT_BUDGET, Toolkit, ToolOutput, derive_tool_classes
+from e2b_tools.tools import (
+    DEFAULT_BUDGET,
+    DEFAULT_IDLE_TIMEOUT,
+    Toolkit,
+    ToolOutput,
+    derive_tool_classes,
+)
 
 if TYPE_CHECKING:
     from .deepagents import E2BToolsSandbox
@@ -114,6 +120,9 @@ class SandboxToolkit(BaseToolkit):
         budget: Characters per tool result (default about 2,000 tokens).
         config: Settings for the sandbox the toolkit creates.
         tools: Names of the tools to include (default: all five).
+        idle_timeout: Seconds without a call after which the sandbox created here goes
+            away (each call extends it; default 15 minutes).
+        max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -127,10 +136,19 @@ class SandboxToolkit(BaseToolkit):
         budget: int = DEFAULT_BUDGET,
         config: SandboxConfig | None = None,
         tools: list[str] | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_lifetime: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._core = Toolkit(sandbox, budget=budget, config=config, tools=tools)
+        self._core = Toolkit(
+            sandbox,
+            budget=budget,
+            config=config,
+            tools=tools,
+            idle_timeout=idle_timeout,
+            max_lifetime=max_lifetime,
+        )
 
     @property
     def core(self) -> Toolkit:

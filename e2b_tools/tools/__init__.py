@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from .. import AsyncSandbox, InvalidArgumentError, Sandbox, SandboxConfig, UnknownToolError
-from ._session import SandboxSession
+from ..backends import Backend
+from ._session import DEFAULT_IDLE_TIMEOUT, SandboxSession
 from ._shape import (
     Shaped,
     clean,
@@ -57,6 +58,11 @@ class Toolkit:
         budget: Characters per tool result (default about 2,000 tokens).
         config: Settings for the sandbox the toolkit creates.
         tools: Names of the tools to include (default: all).
+        idle_timeout: Seconds without a call after which the toolkit's own sandbox
+            goes away (each call moves its deadline; default 15 minutes; ``None``:
+            the config's fixed ``timeout``).
+        max_lifetime: Hard cap on that sandbox's lifetime in seconds (``None``: none).
+        backend: Where the toolkit's sandbox runs (default: the Docker Engine).
     """
 
     def __init__(
@@ -66,10 +72,19 @@ class Toolkit:
         budget: int = DEFAULT_BUDGET,
         config: SandboxConfig | None = None,
         tools: Sequence[str] | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_lifetime: float | None = None,
+        backend: Backend | None = None,
     ) -> None:
         if budget < 500:
             raise InvalidArgumentError("budget must be at least 500 characters")
-        self.session = SandboxSession(sandbox, config=config)
+        self.session = SandboxSession(
+            sandbox,
+            config=config,
+            idle_timeout=idle_timeout,
+            max_lifetime=max_lifetime,
+            backend=backend,
+        )
         self.budget = budget
         known = {cls.name: cls for cls in ALL_TOOLS}
         names = list(tools) if tools is not None else list(known)
@@ -115,6 +130,7 @@ class Toolkit:
 __all__ = [
     "ALL_TOOLS",
     "DEFAULT_BUDGET",
+    "DEFAULT_IDLE_TIMEOUT",
     "OUTPUT_DIR",
     "Artifact",
     "ListFiles",

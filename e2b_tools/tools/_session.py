@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import secrets
+import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
 from .. import (
     AsyncSandbox,
     EngineUnavailableError,
+    InvalidArgumentError,
     LoopBridge,
     Sandbox,
     SandboxConfig,
@@ -21,7 +23,13 @@ from .. import (
     background_loop,
 )
 
+if TYPE_CHECKING:
+    from ..backends import Backend
+
 T = TypeVar("T")
+
+DEFAULT_IDLE_TIMEOUT = 900.0
+"""Seconds without a tool call after which a toolkit's own sandbox goes away."""
 
 
 class SandboxSession:
@@ -29,8 +37,13 @@ class SandboxSession:
 
     The sandbox is created on first use (or given), reused by every call so state
     persists, and replaced by a fresh one if it died; the next tool output then starts
-    with a notice that earlier state was lost. Closing the session kills a sandbox it
-    created (never one it was given).
+    with a notice that says why and that earlier state was lost. Closing the session
+    kills a sandbox it created (never one it was given).
+
+    A sandbox the session created lives while it is used: each call moves its deadline
+    to ``idle_timeout`` seconds ahead (``None``: the config's fixed ``timeout``), never
+    past ``max_lifetime`` seconds after its creation (``None``: no cap). A sandbox you
+    give keeps the lifetime you gave it.
 
     A sandbox's connection belongs to one event loop. The session runs every call on
     that loop (the library's background loop for sandboxes it creates, the given
@@ -43,7 +56,13 @@ class SandboxSession:
         sandbox: Sandbox | AsyncSandbox | None = None,
         *,
         config: SandboxConfig | None = None,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        max_lifetime: float | None = None,
+        backend: Backend | None = None,
     ) -> None:
+        for name, value in (("idle_timeout", idle_timeout), ("max_lifetime", max_lifetime)):
+            if value is not None and value <= 0:
+                raise InvalidArgumentError(f"{name} must be > 0 seconds or None")
         if isinstance(sandbox, Sandbox):
             sandbox = sandbox.async_sandbox
         self._sandbox: AsyncSandbox | None = sandbox
@@ -56,6 +75,11 @@ class SandboxSession:
         self._closed = False
         self._output_prefix = secrets.token_hex(3)
         self._output_ids = itertools.count(1)
+        self._idle_timeout = idle_timeout
+        self._max_lifetime = max_lifetime
+        self._backend = backend
+        self._born = 0.0
+        self._deadline = float("inf")
 
     @property
     def sandbox(self) -> AsyncSandbox | None:
@@ -85,7 +109,7 @@ class SandboxSession:
             sbx = self._sandbox
             if sbx is not None and not await sbx.is_alive():
                 self._notice = (
-                    "Note: the sandbox had stopped, so a new one was started. Everything "
+                    f"Note: {self._why_gone()}, so a new sandbox was started. Everything "
                     "from before (variables, imports, files) is gone; redo what you need."
                 )
                 if self._owned:
@@ -93,9 +117,42 @@ class SandboxSession:
                 sbx = None
                 self._owned = True
             if sbx is None:
-                sbx = await self._create()
+                self._born = time.time()
+                self._deadline = self._target(self._born)
+                sbx = await self._create(self._deadline - self._born)
                 self._sandbox = sbx
+            elif self._owned:
+                await self._keep_alive(sbx)
             return sbx
+
+    def _target(self, now: float) -> float:
+        """The deadline a call at ``now`` gives an owned sandbox."""
+        if self._idle_timeout is None:
+            return self._born + self._config.timeout
+        target = now + self._idle_timeout
+        if self._max_lifetime is not None:
+            target = min(target, self._born + self._max_lifetime)
+        return target
+
+    async def _keep_alive(self, sbx: AsyncSandbox) -> None:
+        # Only when half the idle time is used up: most calls cost no extra round trip.
+        now = time.time()
+        target = self._target(now)
+        if self._idle_timeout is None or self._deadline - now > self._idle_timeout / 2:
+            return
+        if target > self._deadline:
+            await sbx.set_timeout(max(target - now, 0.001))
+            self._deadline = target
+
+    def _why_gone(self) -> str:
+        now = time.time()
+        if not self._owned or now < self._deadline - 1:
+            return "the sandbox stopped (it was killed, or ran out of memory)"
+        if self._max_lifetime is not None and self._deadline >= self._born + self._max_lifetime:
+            return f"the sandbox reached its maximum lifetime of {self._max_lifetime:g}s"
+        if self._idle_timeout is not None:
+            return f"the sandbox was idle for more than {self._idle_timeout:g}s and was removed"
+        return f"the sandbox reached its timeout of {self._config.timeout:g}s"
 
     def next_output_id(self) -> str:
         """A name for a saved output, unique across sessions sharing a sandbox."""
@@ -112,15 +169,16 @@ class SandboxSession:
         wait=tenacity.wait_exponential(multiplier=0.2, max=2),
         reraise=True,
     )
-    async def _create(self) -> AsyncSandbox:
+    async def _create(self, lifetime: float) -> AsyncSandbox:
         # Creating a sandbox is safe to repeat: a failed attempt leaves nothing behind.
         return await AsyncSandbox.create(
             self._config.image,
-            self._config.timeout,
+            lifetime,
             config=self._config,
             cpu=self._config.cpu,
             memory=self._config.memory,
             network=self._config.network,
+            backend=self._backend,
         )
 
     @staticmethod

@@ -126,7 +126,7 @@ def test_dead_sandbox_is_replaced_and_the_model_told(
     assert sbx is not None
     docker_client.api.kill(sbx.container_id)
     out = run.run(code="'v' in globals()")
-    assert "a new one was started" in out.text
+    assert "killed, or ran out of memory), so a new sandbox was started" in out.text
     assert "[result]\nFalse" in out.text
     assert toolkit.session.sandbox is not sbx
 

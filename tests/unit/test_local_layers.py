@@ -181,3 +181,37 @@ def test_deepagents_backend(local_sandbox: Sandbox) -> None:
     assert read.error is None and "violets" in str(read.file_data)
     missing = backend.download_files([f"{workspace}/missing.txt", f"{workspace}"])
     assert [r.error for r in missing] == ["file_not_found", "is_directory"]
+
+
+# -- lifetimes that follow use ------------------------------------------------------
+
+
+def test_a_used_sandbox_stays_and_an_idle_one_goes(backend: LocalBackend) -> None:
+    import time
+
+    with Toolkit(idle_timeout=2.0, backend=backend) as kit:
+        run = kit.get("run_code")
+        assert not run.run(code="kept = 'yes'").is_error
+        for _ in range(3):  # 4.5 s in all, well past the first 2 s deadline
+            time.sleep(1.5)
+            out = run.run(code="kept")
+            assert "'yes'" in out.text and "Note:" not in out.text, out.text
+        time.sleep(3.5)  # idle past the deadline (the agent ends the sandbox)
+        out = run.run(code="1 + 1")
+        assert "idle for more than 2s" in out.text and "[result]\n2" in out.text, out.text
+
+
+def test_max_lifetime_caps_a_busy_sandbox(backend: LocalBackend) -> None:
+    import time
+
+    with Toolkit(idle_timeout=30.0, max_lifetime=1.5, backend=backend) as kit:
+        run = kit.get("run_code")
+        run.run(code="x = 1")
+        time.sleep(2.0)
+        out = run.run(code="2")
+        assert "maximum lifetime of 1.5s" in out.text, out.text
+
+
+def test_lifetime_settings_are_checked() -> None:
+    with pytest.raises(InvalidArgumentError, match="idle_timeout"):
+        Toolkit(idle_timeout=0)
