@@ -119,7 +119,12 @@ class SandboxTools:
             max_lifetime=max_lifetime,
         )
         names = {t.name for t in self.toolkit.tools()}
-        self._tools = [cls(toolkit=self.toolkit) for cls in _TOOL_CLASSES if cls.core_name in names]
+        # Each tool is described for this toolkit's sandbox (network, image, workspace).
+        self._tools = [
+            cls(toolkit=self.toolkit, description=self.toolkit.get(cls.core_name).description)
+            for cls in _TOOL_CLASSES
+            if cls.core_name in names
+        ]
 
     def all(self) -> list[BaseTool]:
         """The CrewAI tools, all bound to this object's sandbox."""

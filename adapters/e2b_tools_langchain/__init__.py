@@ -158,7 +158,12 @@ class SandboxToolkit(BaseToolkit):
     def get_tools(self) -> list[BaseTool]:
         """The LangChain tools, all bound to this toolkit's sandbox."""
         names = {t.name for t in self._core.tools()}
-        return [cls(toolkit=self._core) for cls in _TOOL_CLASSES if cls.core_name in names]
+        # Each tool is described for this toolkit's sandbox (network, image, workspace).
+        return [
+            cls(toolkit=self._core, description=self._core.get(cls.core_name).description)
+            for cls in _TOOL_CLASSES
+            if cls.core_name in names
+        ]
 
     def close(self) -> None:
         """Kill the sandbox if the toolkit created it."""

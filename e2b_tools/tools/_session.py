@@ -87,6 +87,11 @@ class SandboxSession:
         return self._sandbox
 
     @property
+    def config(self) -> SandboxConfig:
+        """The configuration of the session's sandbox (the one it would create)."""
+        return self._sandbox.config if self._sandbox else self._config
+
+    @property
     def workspace(self) -> str:
         """The sandbox's workspace directory."""
         return (self._sandbox.config if self._sandbox else self._config).workdir

@@ -25,12 +25,14 @@ from .. import (
     FileType,
     InvalidArgumentError,
     NotFoundError,
+    SandboxConfig,
     SandboxError,
     SandboxFileError,
     SandboxGoneError,
     SandboxTimeoutError,
     SaveOutput,
 )
+from ._describe import facts
 from ._session import SandboxSession
 from ._shape import describe_binary, human_size, is_binary, shape
 
@@ -144,12 +146,22 @@ class SandboxTool(ABC, Generic[InputT]):
     """Base of the tools: validation, error-to-text and the output budget."""
 
     name: ClassVar[str]
-    description: ClassVar[str]
+    template: ClassVar[str]
+    """The description, with ``{workspace}``, ``{network}`` and ``{packages}`` to fill."""
+    description: str
+    """For the model: the template filled for the default sandbox on the class, for the
+    toolkit's own sandbox on an instance."""
     input_model: ClassVar[type[_Input]]
 
     def __init__(self, session: SandboxSession, budget: int = DEFAULT_BUDGET) -> None:
         self.session = session
         self.budget = budget
+        self.description = self.describe(session.config)
+
+    @classmethod
+    def describe(cls, config: SandboxConfig) -> str:
+        """The description for a sandbox with this configuration."""
+        return cls.template.format(**facts(config))
 
     def json_schema(self) -> dict[str, Any]:
         """JSON schema of the arguments (for function-calling APIs)."""
@@ -263,14 +275,14 @@ async def _run_command(sbx: AsyncSandbox, command: str, **kwargs: Any) -> Comman
 
 class RunCode(SandboxTool[RunCodeInput]):
     name = "run_code"
-    description = (
+    template = (
         "Run Python code in a persistent sandbox session (like a Jupyter notebook): "
         "variables, imports and files persist between calls. The value of the last "
         "expression is returned, along with printed output and any error with its "
-        "traceback. numpy, pandas and matplotlib are installed; plt.show() (or a figure "
+        "traceback. {packages}; plt.show() (or a figure "
         "left open) returns the chart as an image. The working directory "
-        "is the workspace /home/user. Default timeout 300 s (max 3600). No network "
-        "access. Long output is cut to its head and tail and saved in full to a file you "
+        "is the workspace {workspace}. Default timeout 300 s (max 3600). {network} "
+        "Long output is cut to its head and tail and saved in full to a file you "
         "can page with read_file."
     )
     input_model = RunCodeInput
@@ -330,12 +342,12 @@ class RunCode(SandboxTool[RunCodeInput]):
 
 class RunShell(SandboxTool[RunShellInput]):
     name = "run_shell"
-    description = (
+    template = (
         "Run a bash command in the sandbox and get its combined stdout/stderr and exit "
         "code. Use it for files, processes and command-line tools (ls, grep, python3 "
-        "script.py, ...). Runs in /home/user unless cwd is given; stdin is closed, so "
+        "script.py, ...). Runs in {workspace} unless cwd is given; stdin is closed, so "
         "interactive programs will not wait for input. Default timeout 60 s (max 3600). "
-        "No network access. Long output is cut to its head and tail and saved in full to "
+        "{network} Long output is cut to its head and tail and saved in full to "
         "a file you can page with read_file."
     )
     input_model = RunShellInput
@@ -377,11 +389,11 @@ class RunShell(SandboxTool[RunShellInput]):
 
 class ReadFile(SandboxTool[ReadFileInput]):
     name = "read_file"
-    description = (
+    template = (
         "Read a text file from the sandbox workspace, with line numbers. For long files "
         "or saved outputs, pass offset (first line, 1-based) and limit (number of lines) "
         "to page through it. Images (png, jpg, gif) are returned as artifacts; other "
-        "binary files are summarised. Paths are relative to /home/user."
+        "binary files are summarised. Paths are relative to {workspace}."
     )
     input_model = ReadFileInput
 
@@ -467,9 +479,9 @@ class ReadFile(SandboxTool[ReadFileInput]):
 
 class WriteFile(SandboxTool[WriteFileInput]):
     name = "write_file"
-    description = (
+    template = (
         "Write a text file in the sandbox workspace, creating parent directories. "
-        "Replaces the file unless append is true. Paths are relative to /home/user."
+        "Replaces the file unless append is true. Paths are relative to {workspace}."
     )
     input_model = WriteFileInput
 
@@ -482,9 +494,9 @@ class WriteFile(SandboxTool[WriteFileInput]):
 
 class ListFiles(SandboxTool[ListFilesInput]):
     name = "list_files"
-    description = (
+    template = (
         "List files and directories in the sandbox workspace with their sizes. Use depth "
-        "to descend into subdirectories (max 5). Paths are relative to /home/user."
+        "to descend into subdirectories (max 5). Paths are relative to {workspace}."
     )
     input_model = ListFilesInput
 
@@ -515,6 +527,8 @@ def _entry_row(entry: EntryInfo, root: str) -> str:
 
 
 ALL_TOOLS: tuple[type[SandboxTool[Any]], ...] = (RunCode, RunShell, ReadFile, WriteFile, ListFiles)
+for _tool in ALL_TOOLS:
+    _tool.description = _tool.describe(SandboxConfig())
 
 
 AdapterT = TypeVar("AdapterT", bound=type)

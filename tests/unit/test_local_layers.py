@@ -215,3 +215,27 @@ def test_max_lifetime_caps_a_busy_sandbox(backend: LocalBackend) -> None:
 def test_lifetime_settings_are_checked() -> None:
     with pytest.raises(InvalidArgumentError, match="idle_timeout"):
         Toolkit(idle_timeout=0)
+
+
+# -- descriptions that are true of the sandbox ----------------------------------------
+
+
+def test_tool_descriptions_follow_the_sandbox_configuration() -> None:
+    from e2b_tools import SandboxConfig
+    from e2b_tools_autogpt import ToolDispatcher
+
+    default = Toolkit()
+    run_code = default.get("run_code").description
+    assert "No network access." in run_code and "pandas" in run_code
+    assert "/home/user" in default.get("read_file").description
+    config = SandboxConfig(network="full", workdir="/srv/work", image="acme/tools:1")
+    kit = Toolkit(config=config)
+    described = kit.get("run_code").description
+    assert "No network access" not in described and "network access" in described
+    assert "pandas" not in described and "acme/tools:1" in described
+    assert "/srv/work" in kit.get("write_file").description
+    specs = ToolDispatcher(kit).specs("anthropic")
+    assert any("acme/tools:1" in spec["description"] for spec in specs)
+    langchain = pytest.importorskip("e2b_tools_langchain")
+    tools = langchain.SandboxToolkit(config=config).get_tools()
+    assert all("/srv/work" in t.description for t in tools if t.name != "run_shell")
