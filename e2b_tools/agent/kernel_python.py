@@ -300,6 +300,12 @@ def _prepare_interpreter() -> None:
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     path = [p for p in sys.path if p and os.path.abspath(p) != here]
     user_site = site.getusersitepackages()
+    try:
+        # Made now, so that what ``pip install`` puts there later imports at once (the
+        # import system does not look again at a directory that did not exist).
+        os.makedirs(user_site, exist_ok=True)
+    except OSError:
+        pass
     if user_site not in path:
         # Before the first dist-packages entry, as ``site`` orders it.
         at = next((i for i, p in enumerate(path) if "-packages" in p), len(path))

@@ -105,6 +105,39 @@ SANDBOX_PACKAGES: tuple[str, ...] = (
     "coreutils",
     "procps",
     "ca-certificates",
+    # What agents reach for: installing packages, fetching, version control.
+    "python3-pip",
+    "npm",
+    "git",
+    "curl",
+    "wget",
+    "unzip",
+    # E2B's preinstalled Python libraries that Debian packages (docs/images.md).
+    "python3-requests",
+    "python3-aiohttp",
+    "python3-bs4",
+    "python3-gensim",
+    "python3-imageio",
+    "python3-joblib",
+    "python3-nltk",
+    "python3-opencv",
+    "python3-openpyxl",
+    "python3-plotly",
+    "python3-pytest",
+    "python3-docx",
+    "python3-tz",
+    "python3-skimage",
+    "python3-sklearn",
+    "python3-scipy",
+    "python3-seaborn",
+    "python3-soundfile",
+    "python3-tornado",
+    "python3-urllib3",
+    "python3-xarray",
+    "python3-xlrd",
+    "python3-sympy",
+    "python3-pydub",
+    "python3-yaml",
 )
 """Debian packages of the sandbox on top of ``python3`` (kept equal to the Dockerfile's)."""
 
@@ -126,4 +159,14 @@ SANDBOX_ENV: tuple[tuple[str, str], ...] = (
     ("HOME", SANDBOX_HOME),
     ("MPLBACKEND", "Agg"),
     ("PYTHONUNBUFFERED", "1"),
+    # pip and npm install for the user, into the workspace (the root is read-only).
+    ("PIP_USER", "1"),
+    ("PIP_BREAK_SYSTEM_PACKAGES", "1"),
+    ("PIP_DISABLE_PIP_VERSION_CHECK", "1"),
+    ("NPM_CONFIG_PREFIX", f"{SANDBOX_HOME}/.npm-global"),
+    (
+        "PATH",
+        f"{SANDBOX_HOME}/.local/bin:{SANDBOX_HOME}/.npm-global/bin:"
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    ),
 )

@@ -235,12 +235,15 @@ def test_thin_layer_dockerfile() -> None:
     assert 'org.opencontainers.image.version="9.9.9"' in label
     assert 'e2b-tools.image="sandbox"' in label
     env = next(line for line in lines if line.startswith("ENV "))
-    assert env.split()[1:] == [
+    assert env.split()[1:7] == [
         "LANG=C.UTF-8",
         "HOME=/home/user",
         "MPLBACKEND=Agg",
         "PYTHONUNBUFFERED=1",
+        "PIP_USER=1",
+        "PIP_BREAK_SYSTEM_PACKAGES=1",
     ]
+    assert "PATH=/home/user/.local/bin:/home/user/.npm-global/bin:" in env
     assert not any(line.startswith("RUN") for line in lines)
 
 
