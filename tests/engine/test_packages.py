@@ -8,11 +8,36 @@ import textwrap
 
 from e2b_tools import Sandbox
 
-E2B_LIBRARIES_DEBIAN_HAS = (
-    "aiohttp bs4 cv2 docx gensim imageio joblib matplotlib nltk numpy openpyxl pandas "
-    "plotly pydub pytest pytz requests scipy seaborn skimage sklearn soundfile sympy "
-    "tornado urllib3 xarray xlrd yaml"
-).split()
+E2B_LIBRARIES_DEBIAN_HAS = [
+    "aiohttp",
+    "bs4",
+    "cv2",
+    "docx",
+    "gensim",
+    "imageio",
+    "joblib",
+    "matplotlib",
+    "nltk",
+    "numpy",
+    "openpyxl",
+    "pandas",
+    "plotly",
+    "pydub",
+    "pytest",
+    "pytz",
+    "requests",
+    "scipy",
+    "seaborn",
+    "skimage",
+    "sklearn",
+    "soundfile",
+    "sympy",
+    "tornado",
+    "urllib3",
+    "xarray",
+    "xlrd",
+    "yaml",
+]
 
 
 def test_package_managers_and_tools_are_there(sandbox: Sandbox) -> None:
