@@ -368,16 +368,22 @@ class Agent(files.FileOps):
 
     def op_command(self, req: Message) -> None:
         self.start_spill(req)
-        try:
-            cmd = Command(self, req)
-        except BlockingIOError as exc:
-            self.fail(
-                req["id"],
-                "ResourceExhausted",
-                f"could not start the command: {exc.strerror} (the sandbox's process limit "
-                "may be reached; kill some processes or raise pids_limit)",
-            )
-            return
+        for attempt in range(5):
+            try:
+                cmd = Command(self, req)
+                break
+            except BlockingIOError as exc:
+                if attempt < 4:
+                    # Pids just freed (processes being reaped) come back in moments.
+                    time.sleep(0.02 * (attempt + 1))
+                    continue
+                self.fail(
+                    req["id"],
+                    "ResourceExhausted",
+                    f"could not start the command: {exc.strerror} (the sandbox's process "
+                    "limit may be reached; kill some processes or raise pids_limit)",
+                )
+                return
         self.commands[req["id"]] = cmd
 
     def op_cancel(self, req: Message) -> None:

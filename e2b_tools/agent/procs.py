@@ -349,20 +349,32 @@ def _processes() -> List[Tuple[int, int, str, int]]:
     return out
 
 
-def descendants(root: int, since: Optional[float] = None) -> List[Tuple[int, int, bool]]:
-    """(pid, ppid, alive) of ``root``'s descendants started at or after ``since`` ticks."""
+def descendants(root: int, since: Optional[float] = None) -> List[Tuple[int, int, str]]:
+    """(pid, ppid, state) of ``root``'s descendants started at or after ``since`` ticks
+    (state as in ``/proc/<pid>/stat``: ``Z`` dead, ``T`` stopped, ...)."""
     children: Dict[int, List[Tuple[int, str, int]]] = {}
     for pid, ppid, state, start in _processes():
         children.setdefault(ppid, []).append((pid, state, start))
-    found: List[Tuple[int, int, bool]] = []
+    found: List[Tuple[int, int, str]] = []
     stack = [root]
     while stack:
         parent = stack.pop()
         for pid, state, start in children.get(parent, ()):
             stack.append(pid)
             if since is None or start >= since:
-                found.append((pid, parent, state not in ("Z", "X")))
+                found.append((pid, parent, state))
     return found
+
+
+def _signal_all(pids: List[int], sig: int) -> int:
+    sent = 0
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+            sent += 1
+        except OSError:
+            pass
+    return sent
 
 
 def reap_children(since: float) -> None:
@@ -379,29 +391,33 @@ def reap_children(since: float) -> None:
 def kill_tree(root: int, keep: Optional[Set[int]] = None, since: Optional[float] = None) -> int:
     """SIGKILL every live descendant of ``root`` but ``keep``, until none is left.
 
-    Runs in rounds: a process forked while a round was under way is caught by the next
-    one, and orphans of killed processes land on ``root`` (a subreaper), so nothing
-    escapes by double-forking or ``setsid``. Returns once they are reaped too (their
-    pids free again), but for dead children of a kept process, which that process
-    reaps itself. Bounded to about two seconds.
+    First every process is stopped, in rounds until none runs: a stopped process can
+    neither fork nor take CPU from this one, so even a fork bomb that refills the pids
+    as fast as they are freed is frozen whole. Then all are killed, in rounds too;
+    orphans land on ``root`` (a subreaper), so nothing escapes by double-forking or
+    ``setsid``. Returns once they are reaped (their pids free again), but for dead
+    children of a kept process, which that process reaps itself. Bounded to about five
+    seconds.
     """
     keep = keep or set()
+    end = time.monotonic() + 5.0
+    while time.monotonic() < end:
+        running = [
+            p for p, _, state in descendants(root, since) if p not in keep and state not in "ZXTt"
+        ]
+        if not running:
+            break
+        _signal_all(running, signal.SIGSTOP)
     killed = 0
-    end = time.monotonic() + 2.0
     while True:
         found = [
-            (p, parent, alive) for p, parent, alive in descendants(root, since) if p not in keep
+            (p, parent, state) for p, parent, state in descendants(root, since) if p not in keep
         ]
-        pids = [p for p, _, alive in found if alive]
-        unreaped = [p for p, parent, alive in found if not alive and parent not in keep]
+        pids = [p for p, _, state in found if state not in "ZX"]
+        unreaped = [p for p, parent, state in found if state in "ZX" and parent not in keep]
         if (not pids and not unreaped) or time.monotonic() > end:
             return killed
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                pass
+        killed += _signal_all(pids, signal.SIGKILL)
         time.sleep(0.001)
 
 
