@@ -39,7 +39,7 @@ from ._models import Context, Execution, SandboxInfo, SaveOutput
 from .agent import languages as _languages
 from .agent.protocol import Message
 from .backends import Backend
-from .backends.docker import LABEL_METADATA, default_backend
+from .backends.docker import LABEL_CONFIG, LABEL_METADATA, default_backend
 
 
 class AsyncSandbox:
@@ -188,10 +188,13 @@ class AsyncSandbox:
         info = await asyncio.to_thread(backend.find, sandbox_id)
         conn = await Channel.open(backend, info["Id"], sandbox_id)
         labels = info["Config"].get("Labels") or {}
-        cfg = SandboxConfig(
-            image=info["Config"].get("Image"),
-            metadata=json.loads(labels.get(LABEL_METADATA) or "{}"),
-        )
+        try:
+            cfg = SandboxConfig.model_validate_json(labels.get(LABEL_CONFIG) or "")
+        except ValueError:  # made by an older version: what the labels still say
+            cfg = SandboxConfig(
+                image=info["Config"].get("Image"),
+                metadata=json.loads(labels.get(LABEL_METADATA) or "{}"),
+            )
         return cls(
             sandbox_id=sandbox_id,
             container_id=info["Id"],

@@ -41,6 +41,9 @@ LABEL_OWNER = "e2b-tools.owner"
 LABEL_VERSION = "e2b-tools.version"
 LABEL_END_AT = "e2b-tools.end_at"
 LABEL_METADATA = "e2b-tools.metadata"
+LABEL_CONFIG = "e2b-tools.config"
+"""The sandbox's configuration as JSON, environment variables left out (``connect()``
+restores the rest)."""
 NAME_PREFIX = "e2b-tools-"
 
 T = TypeVar("T")
@@ -217,6 +220,7 @@ class DockerBackend:
                 LABEL_VERSION: __version__,
                 LABEL_END_AT: f"{end_at:.3f}",
                 LABEL_METADATA: json.dumps(config.metadata, sort_keys=True),
+                LABEL_CONFIG: config.model_dump_json(exclude={"envs"}),
             }
             host_config = self.api.create_host_config(**self._host_config(config))
             spec = self.api.create_container_config(

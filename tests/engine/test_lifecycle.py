@@ -26,6 +26,20 @@ def test_connect_sees_the_same_state(sandbox: Sandbox) -> None:
     assert other.sandbox_id == sandbox.sandbox_id
 
 
+def test_connect_restores_the_configuration(image: str) -> None:
+    from e2b_tools import SandboxConfig
+    from e2b_tools.tools import Toolkit
+
+    config = SandboxConfig(pids_limit=300, envs={"SECRET": "kept out of labels"})
+    with Sandbox.create(timeout=90, memory="768m", metadata={"job": "7"}, config=config) as sbx:
+        again = Sandbox.connect(sbx.sandbox_id)
+        assert again.config.timeout == 90 and again.config.memory == "768m"
+        assert again.config.pids_limit == 300 and again.config.metadata == {"job": "7"}
+        assert again.config.envs == {}  # environment variables are not written to labels
+        described = Toolkit(again).get("read_file").description
+        assert again.config.workdir in described
+
+
 def test_connect_to_unknown_id(image: str) -> None:
     with pytest.raises(SandboxNotFoundError):
         Sandbox.connect("doesnotexist")
