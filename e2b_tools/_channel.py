@@ -15,7 +15,7 @@ import collections
 import contextlib
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any, cast, overload
 
 from ._config import SandboxConfig
 from ._connection import AgentConnection, Call
@@ -147,10 +147,19 @@ class Channel:
         self._reconnect_lock = asyncio.Lock()
 
     @staticmethod
-    async def open(backend: Backend, container_id: str, sandbox_id: str) -> AgentConnection:
-        """Attach to a running sandbox's agent and shake hands."""
+    async def open(
+        backend: Backend,
+        container_id: str,
+        sandbox_id: str,
+        timeout: float = HANDSHAKE_TIMEOUT,
+    ) -> AgentConnection:
+        """Attach to a running sandbox's agent and shake hands (closed again if it fails)."""
         conn = AgentConnection(await backend.open_transport(container_id), sandbox_id)
-        await conn.handshake(HANDSHAKE_TIMEOUT)
+        try:
+            await conn.handshake(timeout)
+        except BaseException:
+            await conn.close()
+            raise
         return conn
 
     async def close(self) -> None:
@@ -301,7 +310,7 @@ class Channel:
                 elif kind == "error":
                     out.error = cast(ErrorEvent, event)
                     if on_error:
-                        await maybe_await(on_error(_execution_error(event)))
+                        await maybe_await(on_error(execution_error(out.error)))
                 elif kind == "started":
                     out.pid = int(event["pid"])
                     if on_started:
@@ -320,14 +329,20 @@ class Channel:
         return out
 
 
-def _execution_error(event: ErrorEvent | Message) -> ExecutionError:
+@overload
+def execution_error(event: ErrorEvent) -> ExecutionError: ...
+
+
+@overload
+def execution_error(event: None) -> None: ...
+
+
+def execution_error(event: ErrorEvent | None) -> ExecutionError | None:
+    """The :class:`ExecutionError` of an ``error`` event, if there was one."""
+    if event is None:
+        return None
     return ExecutionError(
         name=str(event.get("name", "Error")),
         value=str(event.get("value", "")),
         traceback=str(event.get("traceback", "")),
     )
-
-
-def execution_error(event: ErrorEvent | None) -> ExecutionError | None:
-    """The :class:`ExecutionError` of an ``error`` event, if there was one."""
-    return None if event is None else _execution_error(event)

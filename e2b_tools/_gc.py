@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ._connection import AgentConnection
+from ._channel import Channel
 from ._exceptions import SandboxError
 from .backends import Backend
 from .backends.docker import LABEL_END_AT, LABEL_SANDBOX, default_backend
@@ -15,17 +15,13 @@ _HELLO_TIMEOUT = 5.0
 
 async def _agent_deadline(backend: Backend, container_id: str, sandbox_id: str) -> float | None:
     """The deadline the agent itself holds; None if it does not answer."""
-    conn: AgentConnection | None = None
     try:
-        conn = AgentConnection(await backend.open_transport(container_id), sandbox_id)
-        hello = await conn.handshake(_HELLO_TIMEOUT)
-        deadline = hello.get("deadline")
-        return float(deadline) if deadline is not None else float("inf")
+        conn = await Channel.open(backend, container_id, sandbox_id, _HELLO_TIMEOUT)
     except SandboxError:
         return None
-    finally:
-        if conn is not None:
-            await conn.close()
+    await conn.close()
+    deadline = conn.hello.get("deadline")
+    return float(deadline) if deadline is not None else float("inf")
 
 
 async def agc(*, all_sandboxes: bool = False, backend: Backend | None = None) -> list[str]:

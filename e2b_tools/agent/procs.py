@@ -24,6 +24,8 @@ import signal
 import time
 from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
+from .plumbing import read_chunk
+
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -185,8 +187,9 @@ class Guarded:
             # A status write after the agent stopped listening must not kill it.
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)
             prctl(PR_SET_CHILD_SUBREAPER, 1)
-            self._guard(run, identity, status_w, stdin, stdout, stderr, keep, env, cwd)
+            self._guard(run, identity, status_w, stdin, stdout, stderr, keep, fds, env, cwd)
 
+        # The workload's descriptors: the guard hands them on, then closes its copies.
         fds = {stdout, stderr, *keep} | ({stdin} if stdin is not None else set())
         guard = _fork_helper({status_w, *fds}, guard_body)
         os.close(status_w)
@@ -213,6 +216,7 @@ class Guarded:
         stdout: int,
         stderr: int,
         keep: Sequence[int],
+        fds: Set[int],
         env: Dict[str, str],
         cwd: str,
     ) -> None:  # pragma: no cover - runs in the guard process
@@ -243,7 +247,7 @@ class Guarded:
                 _log("agent", f"could not start a process: {type(exc).__name__}: {exc}")
             finally:
                 os._exit(code)
-        for fd in {stdout, stderr, *keep} | ({stdin} if stdin is not None else set()):
+        for fd in fds:
             try:
                 os.close(fd)
             except OSError:
@@ -266,13 +270,8 @@ class Guarded:
 
     def _read_line(self) -> Optional[str]:
         while b"\n" not in self._buf:
-            try:
-                data = os.read(self.status_fd, 256)
-            except BlockingIOError:
-                return None
-            except OSError:
-                data = b""
-            if not data:
+            data = read_chunk(self.status_fd)
+            if not data:  # nothing yet (None) or the end (b"")
                 return None
             self._buf += data
         line, self._buf = self._buf.split(b"\n", 1)

@@ -142,9 +142,9 @@ class SandboxSession:
     async def _keep_alive(self, sbx: AsyncSandbox) -> None:
         # Only when half the idle time is used up: most calls cost no extra round trip.
         now = time.time()
-        target = self._target(now)
         if self._idle_timeout is None or self._deadline - now > self._idle_timeout / 2:
             return
+        target = self._target(now)
         if target > self._deadline:
             await sbx.set_timeout(max(target - now, 0.001))
             self._deadline = target
