@@ -30,6 +30,12 @@ BAKED_AGENT_ROOT = "/opt/e2b-tools"
 AGENT_HASH_LABEL = "e2b-tools.agent-hash"
 """Image label naming the agent build baked into the image."""
 
+AGENT_ENTRY = f"from {AGENT_PACKAGE}.main import main; main(root)"
+"""What a sandbox container runs: the agent (``root`` is the package's parent dir)."""
+
+EGRESS_ENTRY = f"from {AGENT_PACKAGE}.egress import main; main()"
+"""What the egress proxy container runs (see ``agent/egress.py``)."""
+
 _SOURCE_DIR = Path(__file__).parent / "agent"
 
 
@@ -49,14 +55,13 @@ def agent_hash() -> str:
     return digest.hexdigest()[:16]
 
 
-def baked_command() -> list[str]:
+def baked_command(entry: str = AGENT_ENTRY) -> list[str]:
     """The container command for an image that has the agent at :data:`BAKED_AGENT_ROOT`."""
     return [
         "python3",
         "-I",
         "-c",
-        f"import sys; sys.path.insert(0, {BAKED_AGENT_ROOT!r}); "
-        f"from {AGENT_PACKAGE}.main import main; main({BAKED_AGENT_ROOT!r})",
+        f"import sys; root = {BAKED_AGENT_ROOT!r}; sys.path.insert(0, root); {entry}",
     ]
 
 
@@ -71,7 +76,7 @@ def _zipped_agent_b64() -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def injected_command() -> list[str]:
+def injected_command(entry: str = AGENT_ENTRY) -> list[str]:
     """The container command for an image without the agent: it unpacks and runs it."""
     script = (
         "import base64, io, os, sys, tempfile, zipfile\n"
@@ -88,7 +93,6 @@ def injected_command() -> list[str]:
         "    except OSError:\n"
         "        root = tmp\n"
         "sys.path.insert(0, root)\n"
-        f"from {AGENT_PACKAGE}.main import main\n"
-        "main(root)\n"
+        f"{entry}\n"
     )
     return ["python3", "-I", "-c", script]

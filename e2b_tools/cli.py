@@ -17,7 +17,7 @@ import docker.errors
 
 from e2b_tools._exceptions import SandboxError
 from e2b_tools._version import __version__
-from e2b_tools.images import VARIANTS, build_image
+from e2b_tools.images import VARIANTS, build_custom_image, build_image
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -63,14 +63,36 @@ def _add_version(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def _cmd_image_build(args: argparse.Namespace) -> int:
+    if args.dockerfile is not None:
+        tag = build_custom_image(
+            args.dockerfile,
+            tag=args.tag,
+            context=args.context,
+            nocache=args.force,
+            client=docker_client(),
+            log=_log,
+        )
+        _log(f"use it with Sandbox.create(image={tag!r})")
+        return 0
     build_image(
-        variant=args.variant,
-        method=args.method,
+        variant=args.variant or "default",
+        method=args.method or "auto",
         force=args.force,
         client=docker_client(),
         log=_log,
     )
     return 0
+
+
+def _check_image_build_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.dockerfile is not None:
+        for flag, value in (("--variant", args.variant), ("--method", args.method)):
+            if value is not None:
+                parser.error(f"{flag} builds one of our images; it does not go with --dockerfile")
+    else:
+        for flag, value in (("--tag", args.tag), ("--context", args.context)):
+            if value is not None:
+                parser.error(f"{flag} needs --dockerfile")
 
 
 def _add_image(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -79,30 +101,62 @@ def _add_image(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     actions = image.add_subparsers(title="image commands", metavar="COMMAND")
     build = actions.add_parser(
         "build",
-        help="build a sandbox image (skipped when up to date)",
+        help="build a sandbox image (skipped when up to date), or your own Dockerfile",
         description=(
             "Build a sandbox image and the images under it. The 'default' variant has "
             "Python, JavaScript, TypeScript, bash, C and C++; 'full' adds Java, Go, Rust, "
-            "Ruby and R from the Debian mirror. 'dockerfile' builds the base images from "
-            "debian:bookworm-slim and needs a container registry; 'offline' uses debootstrap "
-            "and the Debian mirror and needs root on Debian/Ubuntu; 'auto' picks offline "
-            "when no registry answers."
+            "Ruby and R from the Debian mirror; 'slim' is Python and bash only, on the "
+            "base image, and builds in seconds once that exists. 'dockerfile' builds the "
+            "base images from debian:bookworm-slim and needs a container registry; "
+            "'offline' uses debootstrap and the Debian mirror and needs root on "
+            "Debian/Ubuntu; 'auto' picks offline when no registry answers. "
+            "With --dockerfile, build your own Dockerfile instead, typically "
+            "'FROM e2b-tools/sandbox:<version>' plus RUN, ENV and COPY lines "
+            "(see docs/images.md)."
         ),
     )
     build.add_argument(
         "--variant",
         choices=VARIANTS,
-        default="default",
-        help="which image to build (default: default)",
+        default=None,
+        help="which of our images to build (default: default)",
     )
     build.add_argument(
         "--method",
         choices=("auto", "dockerfile", "offline"),
-        default="auto",
+        default=None,
         help="how to build the base images (default: auto)",
     )
-    build.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    build.set_defaults(handler=_cmd_image_build)
+    build.add_argument(
+        "--force",
+        action="store_true",
+        help="rebuild even when up to date (with --dockerfile: without the layer cache)",
+    )
+    custom = build.add_argument_group("custom images")
+    custom.add_argument(
+        "--dockerfile",
+        metavar="PATH",
+        help="build this Dockerfile into a sandbox image",
+    )
+    custom.add_argument(
+        "--tag",
+        metavar="NAME",
+        help=(
+            "tag of the custom image (default: e2b-tools/custom:<name of the Dockerfile's "
+            "directory>)"
+        ),
+    )
+    custom.add_argument(
+        "--context",
+        metavar="DIR",
+        help="build context, what COPY sees (default: the Dockerfile's directory)",
+    )
+
+    def handle(args: argparse.Namespace) -> int:
+        _check_image_build_args(build, args)
+        return _cmd_image_build(args)
+
+    build.set_defaults(handler=handle)
 
 
 # ----------------------------------------------------------------------------- gc

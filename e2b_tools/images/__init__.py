@@ -5,8 +5,11 @@ This package re-exports the public names of its submodules:
 * :mod:`.names`: tags, labels, variants and package lists (data only, no ``docker``
   import); its docstring describes the images.
 * :mod:`.common`: :class:`ImageBuildError`, :func:`image_exists`, :func:`image_for`,
-  :func:`packages_hash`, :func:`thin_layer_dockerfile` and the helpers both build paths use.
+  :func:`packages_hash`, :func:`thin_layer_dockerfile`, :func:`slim_dockerfile` and the
+  helpers both build paths use.
 * :mod:`.build`: :func:`build_image` and :func:`full_layer_dockerfile` (the full variant).
+* :mod:`.custom`: :func:`build_custom_image` (the user's Dockerfile) and
+  :func:`custom_image_tag`.
 * :mod:`.dockerfile`: the ``dockerfile`` method (``images/Dockerfile``, needs a registry).
 * :mod:`.offline`: the ``offline`` method (debootstrap, ``docker import``, no registry).
 
@@ -21,11 +24,16 @@ from .common import (
     image_exists,
     image_for,
     packages_hash,
+    slim_dockerfile,
     thin_layer_dockerfile,
 )
+from .custom import build_custom_image, custom_image_tag
 from .dockerfile import _packaged_dockerfile as _packaged_dockerfile  # used by tests
 from .names import (
+    BASE_ID_LABEL,
     BASE_IMAGE,
+    BASE_PACKAGES,
+    CUSTOM_REPOSITORY,
     DEFAULT_IMAGE,
     FULL_IMAGE,
     FULL_PACKAGES,
@@ -34,6 +42,7 @@ from .names import (
     PACKAGES_LABEL,
     ROOTFS_IMAGE,
     SANDBOX_PACKAGES,
+    SLIM_IMAGE,
     VARIANTS,
     BuildMethod,
     Variant,
@@ -49,7 +58,10 @@ from .names import SANDBOX_USER as SANDBOX_USER
 from .names import VERSION_LABEL as VERSION_LABEL
 
 __all__ = [
+    "BASE_ID_LABEL",
     "BASE_IMAGE",
+    "BASE_PACKAGES",
+    "CUSTOM_REPOSITORY",
     "DEFAULT_IMAGE",
     "FULL_IMAGE",
     "FULL_PACKAGES",
@@ -58,14 +70,18 @@ __all__ = [
     "PACKAGES_LABEL",
     "ROOTFS_IMAGE",
     "SANDBOX_PACKAGES",
+    "SLIM_IMAGE",
     "VARIANTS",
     "BuildMethod",
     "ImageBuildError",
     "Variant",
+    "build_custom_image",
     "build_image",
+    "custom_image_tag",
     "full_layer_dockerfile",
     "image_exists",
     "image_for",
     "packages_hash",
+    "slim_dockerfile",
     "thin_layer_dockerfile",
 ]

@@ -1,8 +1,9 @@
 """``build_image``: decide what is stale and build a variant's images in order.
 
 The base and rootfs images of the default variant come from :mod:`.dockerfile` or
-:mod:`.offline`; the full variant's package layer (:func:`full_layer_dockerfile`) and the
-agent layers are built here on top of them.
+:mod:`.offline`; the full variant's package layer (:func:`full_layer_dockerfile`), the
+slim image (:func:`slim_dockerfile`, on the base alone) and the agent layers are built
+here on top of them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from e2b_tools._bundle import AGENT_HASH_LABEL, agent_hash
 from e2b_tools._version import __version__
 
 from .common import (
+    ImageBuildError,
+    _agent_context,
     _build_thin_layer,
     _client_from_env,
     _docker_build,
@@ -33,9 +36,11 @@ from .common import (
     _tar_context,
     image_for,
     packages_hash,
+    slim_dockerfile,
 )
 from .dockerfile import _build_with_dockerfile, _registry_answers
 from .names import (
+    BASE_ID_LABEL,
     BASE_IMAGE,
     DEFAULT_IMAGE,
     FULL_IMAGE,
@@ -44,6 +49,7 @@ from .names import (
     IMAGE_KIND_LABEL,
     PACKAGES_LABEL,
     ROOTFS_IMAGE,
+    SLIM_IMAGE,
     VERSION_LABEL,
     BuildMethod,
     Variant,
@@ -98,15 +104,17 @@ def build_image(
     agent layer is rebuilt.
 
     Args:
-        variant: ``"default"`` (:data:`DEFAULT_IMAGE`) or ``"full"`` (:data:`FULL_IMAGE`,
+        variant: ``"default"`` (:data:`DEFAULT_IMAGE`), ``"full"`` (:data:`FULL_IMAGE`,
             the default rootfs plus Java, Go, Rust, Ruby and R; builds the default one
-            first when needed).
+            first when needed) or ``"slim"`` (:data:`SLIM_IMAGE`, the base image with
+            python3 and bash only; builds just the base first when it is missing).
         method: How to make the base images: ``"dockerfile"`` builds from
             ``debian:bookworm-slim`` (needs a registry), ``"offline"`` uses debootstrap
             and the Debian mirror (needs root on Debian/Ubuntu), ``"auto"`` picks offline
             when no registry answers. The full variant's extra layer always comes from
             the Debian mirror.
-        force: Rebuild every image of the variant even when up to date.
+        force: Rebuild every image of the variant even when up to date (for ``"slim"``
+            the base image too).
         client: Docker client; defaults to ``docker.from_env()``.
         log: Receives progress lines.
 
@@ -116,6 +124,10 @@ def build_image(
     Raises:
         ImageBuildError: Something failed; the message says how to fix it.
         ValueError: Unknown variant or method.
+
+    Example:
+        >>> build_image(variant="slim", log=lambda line: None)  # doctest: +SKIP
+        'e2b-tools/sandbox-slim:0.1.0'
     """
     tag = image_for(variant)
     if method not in ("auto", "dockerfile", "offline"):
@@ -131,7 +143,9 @@ def build_image(
             return tag
         old_ids = [image.id for ref in _ALL_TAGS if (image := _get_image(client, ref)) and image.id]
         started = time.monotonic()
-        if variant == "default" or force or _stale(client, "default") is not None:
+        if variant == "slim":
+            _build_slim(client, method=method, force=force, log=log)
+        elif variant == "default" or force or _stale(client, "default") is not None:
             _build_default(client, method=method, force=force, log=log)
         if variant == "full":
             _build_full(client, force=force, log=log)
@@ -142,7 +156,7 @@ def build_image(
     return tag
 
 
-_ALL_TAGS = (FULL_IMAGE, FULL_ROOTFS_IMAGE, DEFAULT_IMAGE, ROOTFS_IMAGE, BASE_IMAGE)
+_ALL_TAGS = (SLIM_IMAGE, FULL_IMAGE, FULL_ROOTFS_IMAGE, DEFAULT_IMAGE, ROOTFS_IMAGE, BASE_IMAGE)
 
 
 def _stale(client: docker.DockerClient, variant: Variant) -> str | None:
@@ -156,6 +170,12 @@ def _stale(client: docker.DockerClient, variant: Variant) -> str | None:
     have_packages = image.labels.get(PACKAGES_LABEL)
     if have_packages != packages_hash(variant):
         return f"has packages {have_packages}, want {packages_hash(variant)}"
+    if variant == "slim":
+        base = _get_image(client, BASE_IMAGE)
+        if base is None:
+            return f"has no {BASE_IMAGE} under it"
+        if image.labels.get(BASE_ID_LABEL) != base.id:
+            return f"was built on another {BASE_IMAGE}"
     return None
 
 
@@ -186,6 +206,43 @@ def _build_default(
         _build_offline(client, log)
     else:
         _build_with_dockerfile(client, log, force=force)
+
+
+def _build_slim(
+    client: docker.DockerClient,
+    *,
+    method: BuildMethod,
+    force: bool,
+    log: Callable[[str], None],
+) -> None:
+    if force or _get_image(client, BASE_IMAGE) is None:
+        chosen = method
+        if chosen == "auto":
+            chosen = "dockerfile" if _registry_answers(client, log) else "offline"
+        log(f"building only the base image {BASE_IMAGE} ({chosen}) for {SLIM_IMAGE}")
+        if chosen == "offline":
+            _build_offline(client, log, base_only=True)
+        else:
+            _build_with_dockerfile(client, log, force=force, base_only=True)
+    else:
+        log(f"{SLIM_IMAGE} {_stale(client, 'slim')}: building it on {BASE_IMAGE}")
+    base = _get_image(client, BASE_IMAGE)
+    if base is None or not base.id:  # pragma: no cover - the builders check their result
+        raise ImageBuildError(f"{BASE_IMAGE} is missing after building it")
+    with _Steps(1, log)(f"sandbox user and agent layer -> {SLIM_IMAGE}"):
+        _docker_build(
+            client,
+            log,
+            context=_agent_context(slim_dockerfile(BASE_IMAGE)),
+            tag=SLIM_IMAGE,
+            labels={BASE_ID_LABEL: base.id},
+            nocache=force,
+            network_mode="none",
+            fix=(
+                f"The slim layer needs no network, only useradd from {BASE_IMAGE}; check "
+                "the output above and that the engine has disk space."
+            ),
+        )
 
 
 def _build_full(client: docker.DockerClient, *, force: bool, log: Callable[[str], None]) -> None:

@@ -1,8 +1,9 @@
 """Shared by both build paths: the error type, the image-layer texts and the helpers.
 
 :func:`thin_layer_dockerfile` and :func:`_build_thin_layer` make the agent layer that
-every variant and build method ends with; :func:`_docker_build` drives the engine's build
-API; the rest are small helpers (progress steps, log clipping, in-memory build contexts).
+every variant and build method ends with (:func:`slim_dockerfile` puts it on the base
+image); :func:`_docker_build` drives the engine's build API; the rest are small helpers
+(progress steps, log clipping, in-memory build contexts).
 """
 
 from __future__ import annotations
@@ -12,9 +13,12 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -38,10 +42,13 @@ from .names import (
     DEFAULT_IMAGE,
     FULL_IMAGE,
     IMAGE_KIND_LABEL,
+    PACKAGES_LABEL,
     ROOTFS_IMAGE,
     SANDBOX_ENV,
     SANDBOX_HOME,
     SANDBOX_UID,
+    SANDBOX_USER,
+    SLIM_IMAGE,
     VARIANTS,
     VERSION_LABEL,
     Variant,
@@ -52,10 +59,13 @@ __all__ = [
     "image_exists",
     "image_for",
     "packages_hash",
+    "slim_dockerfile",
     "thin_layer_dockerfile",
 ]
 
 _TAIL_LINES = 40
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+"""Terminal colour codes, which the engine puts around a build step's stderr."""
 _PROGRESS_EVERY = 5.0
 _API_TIMEOUT = 900
 
@@ -77,10 +87,10 @@ def image_for(variant: Variant) -> str:
     """The sandbox image tag of a variant.
 
     Args:
-        variant: ``"default"`` or ``"full"``.
+        variant: ``"default"``, ``"full"`` or ``"slim"``.
 
     Returns:
-        :data:`DEFAULT_IMAGE` or :data:`FULL_IMAGE`.
+        :data:`DEFAULT_IMAGE`, :data:`FULL_IMAGE` or :data:`SLIM_IMAGE`.
 
     Example:
         >>> image_for("full") == FULL_IMAGE
@@ -90,6 +100,8 @@ def image_for(variant: Variant) -> str:
         return DEFAULT_IMAGE
     if variant == "full":
         return FULL_IMAGE
+    if variant == "slim":
+        return SLIM_IMAGE
     raise ValueError(f"unknown image variant {variant!r}; known: {', '.join(VARIANTS)}")
 
 
@@ -97,17 +109,20 @@ def packages_hash(variant: Variant) -> str:
     """Digest of everything apt puts into a variant's rootfs (its :data:`PACKAGES_LABEL`).
 
     The full variant's digest covers the default packages too, since its rootfs is built
-    on the default one.
+    on the default one; the slim one covers only :data:`BASE_PACKAGES`.
 
     Args:
-        variant: ``"default"`` or ``"full"``.
+        variant: ``"default"``, ``"full"`` or ``"slim"``.
 
     Returns:
         12 hex digits.
     """
     image_for(variant)  # validates
     # Read through the module, so that a patched list is what counts.
-    parts: list[object] = [DEBIAN_SUITE, list(names.SANDBOX_PACKAGES), SANDBOX_UID, SANDBOX_HOME]
+    if variant == "slim":
+        parts: list[object] = [DEBIAN_SUITE, list(names.BASE_PACKAGES), SANDBOX_UID, SANDBOX_HOME]
+        return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
+    parts = [DEBIAN_SUITE, list(names.SANDBOX_PACKAGES), SANDBOX_UID, SANDBOX_HOME]
     if variant == "full":
         parts.append(list(names.FULL_PACKAGES))
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:12]
@@ -153,6 +168,49 @@ def thin_layer_dockerfile(
         f"USER {SANDBOX_UID}:{SANDBOX_UID}\n"
         f"WORKDIR {SANDBOX_HOME}\n"
         f"CMD {json.dumps(baked_command())}\n"
+    )
+
+
+def slim_dockerfile(
+    base: str,
+    *,
+    agent_hash: str | None = None,
+    packages: str | None = None,
+    version: str = __version__,
+) -> str:
+    """The Dockerfile of the slim variant: the sandbox user on ``base``, then the agent layer.
+
+    Its one ``RUN`` only adds the user (uid/gid 1000, home ``/home/user``) and a ``python``
+    link to ``python3``, so it builds without network from the base image's own tools.
+
+    Args:
+        base: The image with ``python3`` to start from (:data:`BASE_IMAGE`).
+        agent_hash: Value of the agent-hash label; defaults to the current agent's hash.
+        packages: Value of the packages label; defaults to ``packages_hash("slim")``.
+        version: Value of the image version label.
+
+    Returns:
+        The Dockerfile text (two stages; the last is :func:`thin_layer_dockerfile`).
+
+    Example:
+        >>> slim_dockerfile("e2b-tools/base:1").splitlines()[0]
+        'FROM e2b-tools/base:1 AS slim-rootfs'
+    """
+    digest = packages_hash("slim") if packages is None else packages
+    uid = SANDBOX_UID
+    return (
+        f"FROM {base} AS slim-rootfs\n"
+        "USER 0:0\n"
+        "RUN set -eu; \\\n"
+        f"    groupadd --gid {uid} {SANDBOX_USER}; \\\n"
+        f"    useradd --uid {uid} --gid {uid} --home-dir {SANDBOX_HOME} --create-home \\\n"
+        f"        --shell /bin/bash {SANDBOX_USER}; \\\n"
+        f"    chown -R {uid}:{uid} {SANDBOX_HOME}; \\\n"
+        "    ln -sf /usr/bin/python3 /usr/local/bin/python\n"
+        f"LABEL {PACKAGES_LABEL}={json.dumps(digest)}\n"
+        + thin_layer_dockerfile(
+            "slim-rootfs", agent_hash=agent_hash, version=version, kind="sandbox-slim"
+        )
     )
 
 
@@ -259,8 +317,9 @@ def _docker_build(
     client: docker.DockerClient,
     log: Callable[[str], None],
     *,
-    context: bytes,
+    context: bytes | Path,
     tag: str,
+    dockerfile: str | None = None,
     target: str | None = None,
     labels: dict[str, str] | None = None,
     nocache: bool = False,
@@ -268,12 +327,21 @@ def _docker_build(
     network_mode: str | None = None,
     fix: str,
 ) -> None:
+    """Run one build, logging its ``Step`` lines (and a line every few seconds between).
+
+    ``context`` is an in-memory tar or a directory (docker-py tars it, honouring its
+    ``.dockerignore``; ``dockerfile`` may then lie outside it).
+    """
     tail: collections.deque[str] = collections.deque(maxlen=_TAIL_LINES)
     last_progress = time.monotonic()
+    source: dict[str, Any]
+    if isinstance(context, Path):
+        source = {"path": str(context), "dockerfile": dockerfile}
+    else:
+        source = {"fileobj": io.BytesIO(context), "custom_context": True}
     try:
         stream = client.api.build(
-            fileobj=io.BytesIO(context),
-            custom_context=True,
+            **source,
             tag=tag,
             target=target,
             labels=labels,
@@ -285,18 +353,20 @@ def _docker_build(
             decode=True,
             timeout=_API_TIMEOUT,
         )
+        failed: str | None = None
         for chunk in stream:
-            if not isinstance(chunk, dict):
+            # After an error, read on to the end of the stream, which the engine closes
+            # at once: raising mid-stream would leave the connection open.
+            if failed is not None or not isinstance(chunk, dict):
                 continue
             error = chunk.get("error") or (chunk.get("errorDetail") or {}).get("message")
             if error:
-                raise ImageBuildError(
-                    _with_tail(f"building {tag} failed: {str(error).strip()}\n{fix}", tail)
-                )
+                failed = str(error).strip()
+                continue
             text = chunk.get("stream")
             if not isinstance(text, str):
                 continue
-            for line in text.splitlines():
+            for line in _ANSI.sub("", text).splitlines():
                 line = line.rstrip()
                 if not line:
                     continue
@@ -307,9 +377,15 @@ def _docker_build(
                 elif time.monotonic() - last_progress >= _PROGRESS_EVERY:
                     log(f"        {_clip(line)}")
                     last_progress = time.monotonic()
+        if failed is not None:
+            raise ImageBuildError(_with_tail(f"building {tag} failed: {failed}\n{fix}", tail))
     except ImageBuildError:
         raise
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+    except (
+        docker.errors.DockerException,
+        requests.exceptions.RequestException,
+        OSError,  # reading a build context directory
+    ) as exc:
         raise ImageBuildError(
             _with_tail(f"building {tag} failed: {_one_line(exc)}\n{fix}", tail)
         ) from exc
@@ -325,12 +401,17 @@ def _build_thin_layer(
     tag: str = DEFAULT_IMAGE,
     kind: str = "sandbox",
 ) -> None:
-    files = {"Dockerfile": thin_layer_dockerfile(base, kind=kind).encode()}
-    files.update({f"{AGENT_PACKAGE}/{name}": data for name, data in agent_files().items()})
     _docker_build(
         client,
         log,
-        context=_tar_context(files, dirs=[AGENT_PACKAGE]),
+        context=_agent_context(thin_layer_dockerfile(base, kind=kind)),
         tag=tag,
         fix="The agent layer needs no network; check that the engine has disk space.",
     )
+
+
+def _agent_context(dockerfile: str) -> bytes:
+    """A build context of ``dockerfile`` and the agent's files under ``e2b_tools_agent/``."""
+    files = {"Dockerfile": dockerfile.encode()}
+    files.update({f"{AGENT_PACKAGE}/{name}": data for name, data in agent_files().items()})
+    return _tar_context(files, dirs=[AGENT_PACKAGE])

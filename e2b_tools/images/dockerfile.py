@@ -48,18 +48,22 @@ def _packaged_dockerfile() -> bytes:
 
 
 def _build_with_dockerfile(
-    client: docker.DockerClient, log: Callable[[str], None], *, force: bool
+    client: docker.DockerClient, log: Callable[[str], None], *, force: bool, base_only: bool = False
 ) -> None:
+    """Build the base, rootfs and agent layer (``base_only``: just the base image)."""
     context = _tar_context({"Dockerfile": _packaged_dockerfile()})
     fix = (
         "The Dockerfile build needs the registry (for debian:bookworm-slim) and the Debian "
         "mirror; without a registry use --method offline."
     )
-    steps = _Steps(3, log)
-    for title, target, tag, kind in (
+    stages = [
         ("base image (debian:bookworm-slim + python3)", "base", BASE_IMAGE, "base"),
         ("sandbox packages and user", "rootfs", ROOTFS_IMAGE, "sandbox-rootfs"),
-    ):
+    ]
+    if base_only:
+        del stages[1:]
+    steps = _Steps(len(stages) + (0 if base_only else 1), log)
+    for title, target, tag, kind in stages:
         with steps(f"{title} -> {tag}"):
             _docker_build(
                 client,
@@ -76,5 +80,7 @@ def _build_with_dockerfile(
                 pull=force and target == "base",
                 fix=fix,
             )
+    if base_only:
+        return
     with steps(f"agent layer -> {DEFAULT_IMAGE}"):
         _build_thin_layer(client, log)

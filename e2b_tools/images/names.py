@@ -3,8 +3,9 @@
 Data only, and cheap to import (no ``docker``): the runtime reads the tags from here, the
 builders in the sibling modules read everything.
 
-Two variants, ``default`` and ``full``. The default variant is three images, all tagged
-with the package version:
+Three variants, ``default``, ``full`` and ``slim``, plus the user's own images
+(:data:`CUSTOM_REPOSITORY`). Every image is tagged with the package version. The default
+variant is three images:
 
 * :data:`BASE_IMAGE`: Debian bookworm with only ``python3``. Kept as "a plain image that
   has only python3" (the agent gets injected into such images).
@@ -25,8 +26,21 @@ The full variant adds two images on top of :data:`ROOTFS_IMAGE`:
   R), installed by a ``RUN apt-get`` layer from the Debian mirror (no registry needed).
 * :data:`FULL_IMAGE`: the same thin agent layer on top.
 
+The slim variant is one image on top of :data:`BASE_IMAGE`, built without network in
+seconds once the base exists (either method makes the base; ``--variant slim`` makes
+only the base when it is missing):
+
+* :data:`SLIM_IMAGE`: the base plus the user ``user`` and a ``python`` link, then the same
+  thin agent layer. Python and bash only: no Node, compilers, pip, git or curl.
+
 Every rootfs carries a :data:`PACKAGES_LABEL` digest of its package lists, so changing a
-list rebuilds the images that hold it, not just the agent layer.
+list rebuilds the images that hold it, not just the agent layer. The slim image also
+carries :data:`BASE_ID_LABEL`, so a rebuilt base rebuilds it.
+
+Custom images (``e2b-tools image build --dockerfile``) start ``FROM`` one of ours and
+inherit its labels, the agent-hash label included, so they keep the baked agent; they
+are labelled ``e2b-tools.image=custom`` and tagged ``e2b-tools/custom:<name>`` unless
+the user picks a tag.
 """
 
 from __future__ import annotations
@@ -36,7 +50,10 @@ from typing import Literal
 from e2b_tools._version import __version__
 
 __all__ = [
+    "BASE_ID_LABEL",
     "BASE_IMAGE",
+    "BASE_PACKAGES",
+    "CUSTOM_REPOSITORY",
     "DEBIAN_SUITE",
     "DEFAULT_IMAGE",
     "FULL_IMAGE",
@@ -51,6 +68,7 @@ __all__ = [
     "SANDBOX_PACKAGES",
     "SANDBOX_UID",
     "SANDBOX_USER",
+    "SLIM_IMAGE",
     "VARIANTS",
     "VERSION_LABEL",
     "BuildMethod",
@@ -72,15 +90,24 @@ FULL_IMAGE = f"e2b-tools/sandbox-full:{__version__}"
 FULL_ROOTFS_IMAGE = f"e2b-tools/sandbox-full-rootfs:{__version__}"
 """The sandbox rootfs plus :data:`FULL_PACKAGES`, before the agent layer."""
 
+SLIM_IMAGE = f"e2b-tools/sandbox-slim:{__version__}"
+"""The slim variant: :data:`BASE_IMAGE` plus the sandbox user and the baked agent."""
+
+CUSTOM_REPOSITORY = "e2b-tools/custom"
+"""Repository of custom images built without ``--tag``: ``e2b-tools/custom:<name>``."""
+
 IMAGE_KIND_LABEL = "e2b-tools.image"
 """Label naming which of our images an image is: ``base``, ``sandbox-rootfs``, ``sandbox``,
-``sandbox-full-rootfs``, ``sandbox-full``."""
+``sandbox-full-rootfs``, ``sandbox-full``, ``sandbox-slim`` or ``custom``."""
+
+BASE_ID_LABEL = "e2b-tools.base-id"
+"""Label of the slim image: the id of the :data:`BASE_IMAGE` it was built on."""
 
 PACKAGES_LABEL = "e2b-tools.packages"
 """Label of a rootfs (inherited by its sandbox image): digest of its package lists."""
 
-Variant = Literal["default", "full"]
-VARIANTS: tuple[Variant, ...] = ("default", "full")
+Variant = Literal["default", "full", "slim"]
+VARIANTS: tuple[Variant, ...] = ("default", "full", "slim")
 """The image variants ``build_image`` and ``e2b-tools image build --variant`` know."""
 
 VERSION_LABEL = "org.opencontainers.image.version"
@@ -90,6 +117,9 @@ BuildMethod = Literal["auto", "dockerfile", "offline"]
 DEBIAN_SUITE = "bookworm"
 REGISTRY_BASE_IMAGE = "debian:bookworm-slim"
 """What ``images/Dockerfile`` starts from; pulling it is also the registry probe."""
+
+BASE_PACKAGES: tuple[str, ...] = ("python3",)
+"""Debian packages the base image adds to debootstrap's minbase (all the slim image has)."""
 
 SANDBOX_PACKAGES: tuple[str, ...] = (
     "python3-numpy",

@@ -43,6 +43,7 @@ from .common import (
 )
 from .names import (
     BASE_IMAGE,
+    BASE_PACKAGES,
     DEBIAN_SUITE,
     DEFAULT_IMAGE,
     IMAGE_KIND_LABEL,
@@ -68,8 +69,11 @@ def _security_mirror() -> str:
     return os.environ.get("E2B_TOOLS_DEBIAN_SECURITY_MIRROR", default).rstrip("/")
 
 
-def _build_offline(client: docker.DockerClient, log: Callable[[str], None]) -> None:
-    steps = _Steps(6, log)
+def _build_offline(
+    client: docker.DockerClient, log: Callable[[str], None], *, base_only: bool = False
+) -> None:
+    """Build the base, rootfs and agent layer (``base_only``: just the base image)."""
+    steps = _Steps(3 if base_only else 6, log)
     with steps("check root and debootstrap"):
         debootstrap = _ensure_debootstrap(log)
     workdir = Path(tempfile.mkdtemp(prefix="e2b-tools-rootfs-", dir="/var/tmp"))
@@ -80,7 +84,7 @@ def _build_offline(client: docker.DockerClient, log: Callable[[str], None]) -> N
                 [
                     debootstrap,
                     "--variant=minbase",
-                    "--include=python3",
+                    f"--include={','.join(BASE_PACKAGES)}",
                     DEBIAN_SUITE,
                     str(root),
                     _mirror(),
@@ -100,6 +104,8 @@ def _build_offline(client: docker.DockerClient, log: Callable[[str], None]) -> N
                 cmd=["python3"],
                 exclude=[f"./{path}/*" for path in (*_SLIM_PATHS, "var/cache/apt")],
             )
+        if base_only:
+            return
         with steps("install sandbox packages and user (apt-get in chroot)"):
             _provision(root, log)
         with steps(f"slim the tree and import {ROOTFS_IMAGE}"):

@@ -23,6 +23,7 @@ from e2b_tools._version import __version__
 from e2b_tools.cli import main
 from e2b_tools.images import (
     BASE_IMAGE,
+    BASE_PACKAGES,
     DEFAULT_IMAGE,
     FULL_IMAGE,
     FULL_PACKAGES,
@@ -30,6 +31,7 @@ from e2b_tools.images import (
     PACKAGES_LABEL,
     ROOTFS_IMAGE,
     SANDBOX_PACKAGES,
+    SLIM_IMAGE,
     _packaged_dockerfile,
     build_image,
     full_layer_dockerfile,
@@ -186,20 +188,24 @@ def test_cli_image_build_is_skipped_when_up_to_date(
 def test_variants_and_their_tags() -> None:
     assert image_for("default") == DEFAULT_IMAGE
     assert image_for("full") == FULL_IMAGE
-    with pytest.raises(ValueError, match="known: default, full"):
+    assert image_for("slim") == SLIM_IMAGE
+    with pytest.raises(ValueError, match="known: default, full, slim"):
         image_for("tiny")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown image variant"):
         build_image(variant="tiny")  # type: ignore[arg-type]
 
 
 def test_packages_hash_follows_the_package_lists(monkeypatch: pytest.MonkeyPatch) -> None:
-    default, full = packages_hash("default"), packages_hash("full")
-    assert len(default) == 12 and default != full
+    default, full, slim = packages_hash("default"), packages_hash("full"), packages_hash("slim")
+    assert len(default) == 12 and len({default, full, slim}) == 3
     monkeypatch.setattr(images.names, "FULL_PACKAGES", (*FULL_PACKAGES, "scala"))
     assert packages_hash("default") == default
     assert packages_hash("full") != full
     monkeypatch.setattr(images.names, "SANDBOX_PACKAGES", (*SANDBOX_PACKAGES, "vim"))
     assert packages_hash("default") != default
+    assert packages_hash("slim") == slim
+    monkeypatch.setattr(images.names, "BASE_PACKAGES", (*BASE_PACKAGES, "bash-completion"))
+    assert packages_hash("slim") != slim
 
 
 def test_full_layer_dockerfile() -> None:
