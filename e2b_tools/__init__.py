@@ -11,7 +11,7 @@ Example:
 from ._bridge import LoopBridge, background_loop
 from ._channel import BoundedText, ErrorHandler, OutputHandler, ResultHandler
 from ._commands import AsyncCommandHandle, AsyncCommands
-from ._config import SandboxConfig
+from ._config import ALL_TRAFFIC, NetworkPolicy, SandboxConfig
 from ._exceptions import (
     CommandExitError,
     CommandExitException,
@@ -44,6 +44,7 @@ from ._models import (
     ExecutionError,
     FileType,
     Logs,
+    NetworkDecision,
     ProcessInfo,
     Result,
     SandboxInfo,
@@ -55,6 +56,7 @@ from ._sync import CommandHandle, Commands, Files, Sandbox
 from ._version import __version__
 
 __all__ = [
+    "ALL_TRAFFIC",
     "DEFAULT_READ_LIMIT",
     "AsyncCommandHandle",
     "AsyncCommands",
@@ -82,6 +84,8 @@ __all__ = [
     "InvalidArgumentException",
     "Logs",
     "LoopBridge",
+    "NetworkDecision",
+    "NetworkPolicy",
     "NotFoundError",
     "NotFoundException",
     "OutputHandler",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .agent import netpolicy
 
 DEFAULT_TIMEOUT = 300.0
 """Default sandbox lifetime (TTL) in seconds, as in E2B."""
@@ -20,6 +22,84 @@ PROCESS_SHARE = 0.25
 """Share of ``memory`` the tmpfs mounts must leave to processes (the agent, code, tools)."""
 
 NetworkMode = Literal["none", "full"]
+
+ALL_TRAFFIC = netpolicy.ALL_TRAFFIC
+"""Every IPv4 destination (``"0.0.0.0/0"``), as E2B spells it. As an ``allow_out`` rule it
+opens the public internet only: host, private and metadata addresses need their own rule."""
+
+
+class NetworkPolicy(BaseModel):
+    """Which destinations a sandbox may reach, enforced by the egress proxy outside it.
+
+    Rules are domain names (``example.com``, ``*.example.com`` for its subdomains), IP
+    addresses or CIDR blocks, each with an optional ``:port``. An ``allow_out`` rule
+    wins over a ``deny_out`` rule (as in E2B). Anything no rule matches is denied,
+    unless the policy has only ``deny_out`` rules (then everything else public is
+    allowed). See ``docs/network.md``.
+
+    Example:
+        >>> NetworkPolicy(allow_out=["pypi.example", "*.pypi.example:443"]).allow_out
+        ['pypi.example', '*.pypi.example:443']
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_out: list[str] = Field(default_factory=list)
+    """Destinations the sandbox may reach."""
+    deny_out: list[str] = Field(default_factory=list)
+    """Destinations it may not reach (an ``allow_out`` rule that also matches wins)."""
+
+    @model_validator(mode="after")
+    def _normalized(self) -> NetworkPolicy:
+        normal = netpolicy.Policy.from_lists(self.allow_out, self.deny_out).to_dict()
+        object.__setattr__(self, "allow_out", normal["allow_out"])
+        object.__setattr__(self, "deny_out", normal["deny_out"])
+        return self
+
+    def rules(self) -> netpolicy.Policy:
+        """The parsed rules the proxy applies."""
+        return netpolicy.Policy.from_lists(self.allow_out, self.deny_out)
+
+
+Network = NetworkMode | NetworkPolicy
+"""What ``network=`` takes: ``"none"``, ``"full"`` or a :class:`NetworkPolicy` (or a dict
+``{"allow_out": [...], "deny_out": [...]}``, E2B's spelling)."""
+
+FULL_POLICY = NetworkPolicy(allow_out=[ALL_TRAFFIC])
+"""The policy behind ``network="full"``: the public internet, nothing private."""
+
+
+def proxied_policy(network: Network) -> NetworkPolicy | None:
+    """The policy the egress proxy applies for ``network``; None for ``"none"``."""
+    if network == "none":
+        return None
+    if network == "full":
+        return FULL_POLICY
+    assert isinstance(network, NetworkPolicy)
+    return network
+
+
+def resolve_network(network: Any, allow_internet_access: bool | None = None) -> Network:
+    """``network`` (a mode, a policy or E2B's dict) with E2B's ``allow_internet_access``
+    folded in: ``True`` turns the default ``"none"`` into ``"full"``; ``False`` turns a
+    mode into ``"none"`` and adds :data:`ALL_TRAFFIC` to a policy's ``deny_out``."""
+    if isinstance(network, dict):
+        network = NetworkPolicy.model_validate(network)
+    if network not in ("none", "full") and not isinstance(network, NetworkPolicy):
+        raise ValueError(
+            f"network must be 'none', 'full' or a policy like "
+            f"{{'allow_out': [...], 'deny_out': [...]}}, not {network!r}"
+        )
+    if allow_internet_access is None:
+        return network  # type: ignore[no-any-return]
+    if isinstance(network, NetworkPolicy):
+        if allow_internet_access:
+            return network
+        return NetworkPolicy(allow_out=network.allow_out, deny_out=[*network.deny_out, ALL_TRAFFIC])
+    if not allow_internet_access:
+        return "none"
+    return "full"
+
 
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
@@ -70,8 +150,12 @@ class SandboxConfig(BaseModel):
     the limit is real. ``None``: no limit."""
     pids_limit: int | None = Field(default=256, gt=0)
     """Maximum processes and threads; stops fork bombs. ``None``: no limit."""
-    network: NetworkMode = "none"
-    """``"none"``: no network at all (default). ``"full"``: Docker's default bridge."""
+    network: Network = "none"
+    """``"none"``: no network at all (default), fixed for the sandbox's life. A
+    :class:`NetworkPolicy`: the sandbox sits on a network of its own with no route out,
+    and an egress proxy forwards what the policy allows (HTTP and HTTPS through the
+    usual proxy variables); :meth:`Sandbox.update_network` changes it later. ``"full"``:
+    the same with every public address allowed."""
     read_only: bool = True
     """Read-only root filesystem; ``/tmp`` and the workspace stay writable (tmpfs)."""
     workdir: str = "/home/user"
@@ -99,6 +183,23 @@ class SandboxConfig(BaseModel):
     output_limit: int = Field(default=DEFAULT_OUTPUT_LIMIT, gt=1024)
     """Characters per output stream kept in results (head and tail; the middle is
     dropped and counted). Streaming callbacks still see everything."""
+
+    @field_validator("network", mode="before")
+    @classmethod
+    def _network(cls, value: Any) -> Any:
+        return resolve_network(value)
+
+    def describe_network(self) -> str:
+        """The network in a sentence or two, true of this configuration (for models)."""
+        policy = proxied_policy(self.network)
+        if policy is None:
+            return "No network access."
+        return (
+            f"{netpolicy.describe(policy.rules())} HTTP and HTTPS go through a proxy "
+            "(HTTP_PROXY/HTTPS_PROXY are set; pip, npm, git, curl and requests use them); "
+            "a blocked request gets a 403 naming the rule, and direct sockets, UDP and DNS "
+            "lookups do not work."
+        )
 
     def tmpfs_sizes(self) -> tuple[int, int]:
         """Bytes of the workspace and of ``/tmp``, defaults resolved."""

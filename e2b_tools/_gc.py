@@ -9,6 +9,7 @@ from ._channel import Channel
 from ._exceptions import SandboxError
 from .backends import Backend
 from .backends.docker import LABEL_END_AT, LABEL_SANDBOX, default_backend
+from .backends.egress import PRUNE_AGE
 
 _HELLO_TIMEOUT = 5.0
 
@@ -30,7 +31,8 @@ async def agc(*, all_sandboxes: bool = False, backend: Backend | None = None) ->
     Orphans are labelled containers that are not running (created but never started,
     or exited without being removed) and running ones past their deadline whose agent
     does not answer or agrees the deadline passed. ``all_sandboxes=True`` removes every
-    labelled container, running or not.
+    labelled container, running or not. Then the networks of sandboxes that are gone
+    are removed, and the egress proxy once no sandbox needs it.
     """
     backend = backend or default_backend()
     removed: list[str] = []
@@ -46,6 +48,7 @@ async def agc(*, all_sandboxes: bool = False, backend: Backend | None = None) ->
                 doomed = deadline is None or deadline < time.time()
         if doomed and await asyncio.to_thread(backend.kill, summary["Id"]):
             removed.append(sandbox_id or summary["Id"][:12])
+    await asyncio.to_thread(backend.cleanup, 0.0 if all_sandboxes else PRUNE_AGE)
     return removed
 
 

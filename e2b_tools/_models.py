@@ -262,3 +262,24 @@ class SandboxInfo(BaseModel):
     """Deadline given at create (``set_timeout`` later moves the real one)."""
     state: str = "running"
     """Container state as the engine reports it."""
+
+
+class NetworkDecision(BaseModel):
+    """One decision of the egress proxy on a sandbox's outgoing request."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    time: dt.datetime
+    """When the request came (UTC)."""
+    method: str
+    """``CONNECT`` for HTTPS and other tunnels, else the HTTP method."""
+    host: str
+    """The destination as the sandbox named it (a domain or an IP address)."""
+    port: int
+    address: str | None = None
+    """The address connected to (or refused); None when the name was not resolved."""
+    allowed: bool
+    rule: str | None = None
+    """The rule that decided; None for the policy's default."""
+    reason: str
+    """Why, in one sentence."""

@@ -12,6 +12,8 @@ import secrets
 import time
 from typing import Any
 
+import pydantic
+
 from ._channel import (
     HANDSHAKE_TIMEOUT,
     Channel,
@@ -24,8 +26,11 @@ from ._commands import HOST_GRACE, AsyncCommands
 from ._config import (
     DEFAULT_CODE_TIMEOUT,
     DEFAULT_TIMEOUT,
-    NetworkMode,
+    Network,
+    NetworkPolicy,
     SandboxConfig,
+    proxied_policy,
+    resolve_network,
 )
 from ._connection import AgentConnection
 from ._exceptions import (
@@ -35,7 +40,7 @@ from ._exceptions import (
     SandboxTimeoutError,
 )
 from ._files import AsyncFiles
-from ._models import Context, Execution, SandboxInfo, SaveOutput
+from ._models import Context, Execution, NetworkDecision, SandboxInfo, SaveOutput
 from .agent import languages as _languages
 from .agent.protocol import Message
 from .backends import Backend
@@ -121,9 +126,10 @@ class AsyncSandbox:
         envs: dict[str, str] | None = None,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
-        network: NetworkMode = "none",
+        network: Network | dict[str, builtins.list[str]] = "none",
         metadata: dict[str, str] | None = None,
         *,
+        allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
     ) -> AsyncSandbox:
@@ -136,8 +142,15 @@ class AsyncSandbox:
             envs: Environment variables for all code and commands.
             cpu: CPU cores (``None``: unlimited).
             memory: Memory limit such as ``"512m"`` (``None``: unlimited).
-            network: ``"none"`` (default) or ``"full"``.
+            network: ``"none"`` (default: no network, for the sandbox's life), a policy
+                (:class:`NetworkPolicy`, or E2B's ``{"allow_out": [...], "deny_out":
+                [...]}``) that an egress proxy outside the sandbox enforces, or
+                ``"full"`` (the public internet through the proxy; host, private and
+                metadata addresses stay blocked). See ``docs/network.md``.
             metadata: Labels returned by :meth:`list`.
+            allow_internet_access: E2B's switch: ``True`` turns the default ``"none"``
+                into ``"full"``; ``False`` means no network (with a policy: adds
+                :data:`ALL_TRAFFIC` to its ``deny_out``).
             config: Full configuration; the other arguments override its fields.
             backend: Docker backend to use (default: the engine of ``DOCKER_HOST``).
 
@@ -149,9 +162,12 @@ class AsyncSandbox:
 
         base = config or SandboxConfig()
         try:
-            cfg = _merge_config(base, image, timeout, envs, cpu, memory, network, metadata)
+            if network == "none" and config is not None:
+                network = config.network
+            net = resolve_network(network, allow_internet_access)
+            cfg = _merge_config(base, image, timeout, envs, cpu, memory, net, metadata)
         except ValueError as exc:
-            raise InvalidArgumentError(f"invalid sandbox settings: {exc}") from exc
+            raise InvalidArgumentError(f"invalid sandbox settings: {_one_line(exc)}") from None
         backend = backend or default_backend()
         image_name = cfg.image or DEFAULT_IMAGE
         sandbox_id = secrets.token_hex(6)
@@ -238,6 +254,34 @@ class AsyncSandbox:
         if timeout <= 0:
             raise InvalidArgumentError("timeout must be > 0 seconds")
         await self._channel.request("set_timeout", {"deadline": time.time() + timeout}, 30.0)
+
+    async def update_network(self, network: Network | dict[str, builtins.list[str]]) -> None:
+        """Replace the sandbox's network policy, from its next connection on.
+
+        Works for sandboxes created with a policy or ``"full"``; ``"none"`` is fixed for
+        the sandbox's life (it has no network to change). Connections already open
+        stay open.
+
+        Example:
+            >>> await sbx.update_network({"allow_out": ["pypi.example"]})  # doctest: +SKIP
+        """
+        try:
+            net = resolve_network(network)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"invalid network policy: {_one_line(exc)}") from None
+        policy = proxied_policy(net) or NetworkPolicy()
+        await asyncio.to_thread(
+            self._backend.set_network, self._container_id, self._sandbox_id, policy
+        )
+        self._config = self._config.model_copy(update={"network": net})
+
+    async def network_log(self, limit: int = 100) -> builtins.list[NetworkDecision]:
+        """The egress proxy's last ``limit`` decisions on this sandbox's requests, oldest
+        first: what was allowed or denied, and by which rule."""
+        entries = await asyncio.to_thread(
+            self._backend.network_log, self._container_id, self._sandbox_id, limit
+        )
+        return [NetworkDecision.model_validate(entry) for entry in entries]
 
     async def get_info(self) -> SandboxInfo:
         """What the engine knows of this sandbox."""
@@ -419,6 +463,18 @@ _TIMEOUT_MESSAGES = {
 }
 
 
+def _one_line(exc: ValueError) -> str:
+    """A validation error as short text: pydantic's field paths and messages only."""
+    if not isinstance(exc, pydantic.ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
 def _merge_config(
     base: SandboxConfig,
     image: str | None,
@@ -426,7 +482,7 @@ def _merge_config(
     envs: dict[str, str] | None,
     cpu: float | None,
     memory: str | int | None,
-    network: NetworkMode,
+    network: Network,
     metadata: dict[str, str] | None,
 ) -> SandboxConfig:
     return SandboxConfig.model_validate(

@@ -23,7 +23,7 @@ from ._config import (
     DEFAULT_CODE_TIMEOUT,
     DEFAULT_COMMAND_TIMEOUT,
     DEFAULT_TIMEOUT,
-    NetworkMode,
+    Network,
     SandboxConfig,
 )
 from ._files import DEFAULT_READ_LIMIT, AsyncFiles
@@ -32,6 +32,7 @@ from ._models import (
     Context,
     EntryInfo,
     Execution,
+    NetworkDecision,
     ProcessInfo,
     SandboxInfo,
     SaveOutput,
@@ -111,9 +112,10 @@ class Sandbox:
         envs: dict[str, str] | None = None,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
-        network: NetworkMode = "none",
+        network: Network | dict[str, builtins.list[str]] = "none",
         metadata: dict[str, str] | None = None,
         *,
+        allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
     ) -> Sandbox:
@@ -131,6 +133,7 @@ class Sandbox:
                     memory,
                     network,
                     metadata,
+                    allow_internet_access=allow_internet_access,
                     config=config,
                     backend=backend,
                 )
@@ -182,6 +185,20 @@ class Sandbox:
         Blocking twin of :meth:`AsyncSandbox.set_timeout`.
         """
         _run(self._inner.set_timeout(timeout))
+
+    def update_network(self, network: Network | dict[str, builtins.list[str]]) -> None:
+        """Replace the sandbox's network policy, from its next connection on.
+
+        Blocking twin of :meth:`AsyncSandbox.update_network`.
+        """
+        _run(self._inner.update_network(network))
+
+    def network_log(self, limit: int = 100) -> builtins.list[NetworkDecision]:
+        """The egress proxy's last ``limit`` decisions on this sandbox's requests, oldest
+
+        Blocking twin of :meth:`AsyncSandbox.network_log`.
+        """
+        return _run(self._inner.network_log(limit))
 
     def get_info(self) -> SandboxInfo:
         """What the engine knows of this sandbox.

@@ -14,7 +14,8 @@ import pytest
 import pytest_asyncio
 
 from e2b_tools import AsyncSandbox, Sandbox
-from e2b_tools.backends.docker import LABEL_SANDBOX
+from e2b_tools.backends.docker import LABEL_SANDBOX, DockerBackend
+from e2b_tools.backends.egress import LABEL_EGRESS, OUT_NETWORK
 
 _SESSION_START = time.time()
 
@@ -136,11 +137,24 @@ def _check_left_behind(session: pytest.Session, client: docker.DockerClient) -> 
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.5)  # auto-removal of just-killed containers is asynchronous
+    # The egress proxy is shared by design; the suite removes it with the networks that
+    # sandboxes which ended at their deadline left for the next clean-up.
+    DockerBackend(client).cleanup(min_age=0)
+    left += [
+        c
+        for c in client.api.containers(all=True, filters={"label": LABEL_EGRESS})
+        if c["Created"] >= int(_SESSION_START) - 1
+    ]
+    networks = client.api.networks(filters={"label": LABEL_EGRESS})
+    left_networks = [n["Name"] for n in networks if n["Name"] != OUT_NETWORK]
     if left:
         names = ", ".join(c["Names"][0] for c in left)
         print(f"\n[e2b-tools] {len(left)} labelled container(s) left behind: {names}")
         for c in left:
             client.api.remove_container(c["Id"], force=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif left_networks:
+        print(f"\n[e2b-tools] sandbox network(s) left behind: {', '.join(left_networks)}")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     else:
-        print("\n[e2b-tools] no labelled container left behind")
+        print("\n[e2b-tools] no labelled container or sandbox network left behind")

@@ -22,7 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from e2b_tools import SandboxConfig, SandboxInfo, SandboxNotFoundError
+from e2b_tools import (
+    InvalidArgumentError,
+    NetworkPolicy,
+    SandboxConfig,
+    SandboxInfo,
+    SandboxNotFoundError,
+)
 from e2b_tools._bundle import AGENT_PACKAGE, agent_files
 from e2b_tools.backends.docker import (
     LABEL_END_AT,
@@ -105,6 +111,8 @@ class LocalBackend:
 
     # -- Backend ------------------------------------------------------------------
     def create(self, sandbox_id: str, config: SandboxConfig, image: str) -> str:
+        if config.network != "none":
+            raise InvalidArgumentError("the local backend has no network isolation")
         workspace = self._base / f"workspace-{sandbox_id}"
         workspace.mkdir()
         container_id = f"local-{sandbox_id}"
@@ -205,6 +213,19 @@ class LocalBackend:
 
     def info_from_summary(self, summary: dict[str, Any]) -> SandboxInfo:
         return DockerBackend.info_from_summary(summary)
+
+    def set_network(
+        self, container_id: str, sandbox_id: str | None, policy: NetworkPolicy
+    ) -> None:
+        raise InvalidArgumentError("the local backend has no network isolation")
+
+    def network_log(
+        self, container_id: str, sandbox_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        raise InvalidArgumentError("the local backend has no network isolation")
+
+    def cleanup(self, min_age: float = 0.0) -> None:
+        """Nothing is left behind but processes, which kill() ends."""
 
     # -- helpers ------------------------------------------------------------------
     @staticmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from .._config import SandboxConfig
+    from .._config import NetworkPolicy, SandboxConfig
     from .._connection import Transport
     from .._models import SandboxInfo
 
@@ -54,4 +54,18 @@ class Backend(Protocol):
 
     def info_from_summary(self, summary: dict[str, Any]) -> SandboxInfo:
         """A :class:`SandboxInfo` from one summary of :meth:`list_containers`."""
+        ...
+
+    def set_network(self, container_id: str, sandbox_id: str | None, policy: NetworkPolicy) -> None:
+        """Replace the network policy of a sandbox created with one."""
+        ...
+
+    def network_log(
+        self, container_id: str, sandbox_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The last ``limit`` egress decisions for the sandbox (oldest first)."""
+        ...
+
+    def cleanup(self, min_age: float = ...) -> None:
+        """Remove what dead sandboxes left behind (networks, an unused proxy)."""
         ...

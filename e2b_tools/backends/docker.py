@@ -8,105 +8,60 @@ inspect round trip per call.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import docker
 import docker.errors
-import requests.exceptions
-import tenacity
 
 from .. import _bundle
-from .._config import SandboxConfig
+from .._config import NetworkPolicy, SandboxConfig, proxied_policy
 from .._exceptions import (
     EngineUnavailableError,
     ImageNotFoundError,
     InvalidArgumentError,
-    SandboxError,
     SandboxNotFoundError,
 )
 from .._models import SandboxInfo
 from .._version import __version__
-
-LABEL_SANDBOX = "e2b-tools.sandbox"
-"""Every container this package creates carries this label (value: the sandbox id)."""
-LABEL_OWNER = "e2b-tools.owner"
-LABEL_VERSION = "e2b-tools.version"
-LABEL_END_AT = "e2b-tools.end_at"
-LABEL_METADATA = "e2b-tools.metadata"
-LABEL_CONFIG = "e2b-tools.config"
-"""The sandbox's configuration as JSON, environment variables left out (``connect()``
-restores the rest)."""
-NAME_PREFIX = "e2b-tools-"
-
-T = TypeVar("T")
-
-ENGINE_TIMEOUT = float(os.environ.get("E2B_TOOLS_ENGINE_TIMEOUT") or 10.0)
-"""Seconds a control call (create, start, inspect, list, remove) waits for the engine's
-answer; set ``E2B_TOOLS_ENGINE_TIMEOUT`` to change it. Image builds have their own."""
-
-
-def engine_address() -> str:
-    """The engine address the Docker SDK uses (``DOCKER_HOST`` or the default socket)."""
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
-
-
-def _engine_help() -> str:
-    return (
-        f"the Docker Engine at {engine_address()} did not answer; start it (on Linux: "
-        "`sudo systemctl start docker`; elsewhere: Docker Desktop) or set DOCKER_HOST to "
-        "an engine that answers"
-    )
-
-
-def _timed_out(exc: BaseException) -> bool:
-    return isinstance(exc, requests.exceptions.Timeout) or "timed out" in str(exc).lower()
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, requests.exceptions.ConnectionError):
-        # A refused or reset connection may be an engine (re)starting; one that accepted
-        # and then said nothing is hung, and asking again only waits longer.
-        return not _timed_out(exc)
-    if isinstance(exc, docker.errors.APIError) and not isinstance(exc, docker.errors.NotFound):
-        code = exc.status_code or 0
-        return code >= 500
-    return False
-
-
-# Infra calls that are safe to repeat: engine connection errors and 5xx, a few times
-# within a few seconds.
-retry_infra = tenacity.retry(
-    retry=tenacity.retry_if_exception(_retryable),
-    stop=tenacity.stop_after_attempt(4) | tenacity.stop_after_delay(5),
-    wait=tenacity.wait_exponential(multiplier=0.1, max=2),
-    reraise=True,
+from ._engine import (
+    ENGINE_TIMEOUT,
+    LABEL_CONFIG,
+    LABEL_END_AT,
+    LABEL_METADATA,
+    LABEL_OWNER,
+    LABEL_SANDBOX,
+    LABEL_VERSION,
+    NAME_PREFIX,
+    _engine_help,
+    _timed_out,
+    engine_address,
+    map_docker_errors,
+    retry_infra,
 )
+from .egress import LABEL_SANDBOX_IP, NET_PREFIX, PRUNE_AGE, Egress
 
-
-@contextlib.contextmanager
-def map_docker_errors(sandbox_id: str | None = None) -> Iterator[None]:
-    """Translate the SDK's exceptions into this package's, in one place."""
-    try:
-        yield
-    except SandboxError:
-        raise
-    except docker.errors.NotFound as exc:
-        raise SandboxNotFoundError(
-            f"not found on the Docker Engine: {exc.explanation}", sandbox_id=sandbox_id
-        ) from exc
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
-        how = f"no answer within {ENGINE_TIMEOUT:g}s" if _timed_out(exc) else str(exc)
-        raise EngineUnavailableError(f"{_engine_help()} ({how})", sandbox_id=sandbox_id) from exc
-    except docker.errors.DockerException as exc:
-        raise SandboxError(f"Docker Engine error: {exc}", sandbox_id=sandbox_id) from exc
+__all__ = [
+    "ENGINE_TIMEOUT",
+    "LABEL_CONFIG",
+    "LABEL_END_AT",
+    "LABEL_METADATA",
+    "LABEL_OWNER",
+    "LABEL_SANDBOX",
+    "LABEL_VERSION",
+    "NAME_PREFIX",
+    "DockerAttach",
+    "DockerBackend",
+    "default_backend",
+    "engine_address",
+    "map_docker_errors",
+    "retry_infra",
+]
 
 
 _HEADER = 8
@@ -151,7 +106,9 @@ class DockerBackend:
     def __init__(self, client: docker.DockerClient | None = None) -> None:
         self._client = client
         self._lock = threading.Lock()
-        self._image_commands: dict[str, list[str]] = {}
+        self._baked: dict[str, bool] = {}
+        self.egress = Egress(lambda: self.api, self.command_for)
+        """The egress proxy and the sandbox networks of this engine."""
 
     @property
     def client(self) -> docker.DockerClient:
@@ -170,30 +127,27 @@ class DockerBackend:
         return self.client.api
 
     # -- images ------------------------------------------------------------------
-    def command_for(self, image: str) -> list[str]:
-        """The agent command for ``image``: baked when its label matches, else injected."""
-        cached = self._image_commands.get(image)
-        if cached is not None:
-            return cached
-        try:
-            info = self._inspect_image(image)
-        except docker.errors.ImageNotFound as exc:
-            from ..images.names import DEFAULT_IMAGE, FULL_IMAGE
+    def command_for(self, image: str, entry: str = _bundle.AGENT_ENTRY) -> list[str]:
+        """The command that runs ``entry`` (the agent by default) in a container of
+        ``image``: from the baked package when the image's label matches, else injected."""
+        baked = self._baked.get(image)
+        if baked is None:
+            try:
+                info = self._inspect_image(image)
+            except docker.errors.ImageNotFound as exc:
+                from ..images.names import DEFAULT_IMAGE, FULL_IMAGE
 
-            if image == DEFAULT_IMAGE:
-                hint = "build it with `e2b-tools image build`"
-            elif image == FULL_IMAGE:
-                hint = "build it with `e2b-tools image build --variant full`"
-            else:
-                hint = "pull or build it first, or pass image=None for the default image"
-            raise ImageNotFoundError(f"image {image!r} does not exist; {hint}") from exc
-        labels = (info.get("Config") or {}).get("Labels") or {}
-        if labels.get(_bundle.AGENT_HASH_LABEL) == _bundle.agent_hash():
-            command = _bundle.baked_command()
-        else:
-            command = _bundle.injected_command()
-        self._image_commands[image] = command
-        return command
+                if image == DEFAULT_IMAGE:
+                    hint = "build it with `e2b-tools image build`"
+                elif image == FULL_IMAGE:
+                    hint = "build it with `e2b-tools image build --variant full`"
+                else:
+                    hint = "pull or build it first, or pass image=None for the default image"
+                raise ImageNotFoundError(f"image {image!r} does not exist; {hint}") from exc
+            labels = (info.get("Config") or {}).get("Labels") or {}
+            baked = labels.get(_bundle.AGENT_HASH_LABEL) == _bundle.agent_hash()
+            self._baked[image] = baked
+        return _bundle.baked_command(entry) if baked else _bundle.injected_command(entry)
 
     @retry_infra
     def _inspect_image(self, image: str) -> dict[str, Any]:
@@ -205,9 +159,12 @@ class DockerBackend:
         with map_docker_errors(sandbox_id):
             command = self.command_for(image)
             end_at = time.time() + config.timeout
+            policy = proxied_policy(config.network)
+            attachment = None if policy is None else self.egress.attach(sandbox_id, policy, image)
             env = {
                 "HOME": config.workdir,
                 "LANG": "C.UTF-8",
+                **(attachment.env() if attachment else {}),
                 **config.envs,
                 "E2B_TOOLS_USER": config.user,
                 "E2B_TOOLS_WORKDIR": config.workdir,
@@ -222,7 +179,16 @@ class DockerBackend:
                 LABEL_METADATA: json.dumps(config.metadata, sort_keys=True),
                 LABEL_CONFIG: config.model_dump_json(exclude={"envs"}),
             }
-            host_config = self.api.create_host_config(**self._host_config(config))
+            host = self._host_config(config)
+            networking = None
+            if attachment is not None:
+                labels[LABEL_SANDBOX_IP] = attachment.sandbox_ip
+                host["network_mode"] = attachment.network
+                endpoint = self.api.create_endpoint_config(ipv4_address=attachment.sandbox_ip)
+                networking = self.api.create_networking_config(
+                    cast(Any, {attachment.network: endpoint})  # the SDK's stub is wrong
+                )
+            host_config = self.api.create_host_config(**host)
             spec = self.api.create_container_config(
                 image=image,
                 command=command,
@@ -235,20 +201,22 @@ class DockerBackend:
                 environment=env,
                 labels=labels,
                 host_config=host_config,
+                networking_config=networking,
             )
             # The SDK closes the container's stdin when its first attacher leaves; the
             # agent must keep its input for every later connect().
             spec["StdinOnce"] = False
-            return self._create(sandbox_id, spec, NAME_PREFIX + sandbox_id)
+            try:
+                return self._create(sandbox_id, spec, NAME_PREFIX + sandbox_id)
+            except BaseException:
+                if attachment is not None:
+                    self.egress.detach(sandbox_id)
+                raise
 
     @staticmethod
     def _host_config(config: SandboxConfig) -> dict[str, Any]:
-        if config.network == "none":
-            network_mode = "none"
-        elif config.network == "full":
-            network_mode = "bridge"
-        else:  # pragma: no cover - pydantic already rejects this
-            raise InvalidArgumentError(f"unknown network mode {config.network!r}")
+        # A sandbox with a policy gets its own network in create(); none has no network.
+        network_mode = "none"
         uid, _, gid = config.user.partition(":")
         owner = f",uid={uid},gid={gid or uid}" if uid.isdigit() and (gid or uid).isdigit() else ""
         workspace, tmp = config.tmpfs_sizes()
@@ -327,17 +295,59 @@ class DockerBackend:
         self.api.start(container_id)
 
     def kill(self, container_id: str) -> bool:
-        """Remove the container, running or not; False if it was already gone."""
+        """Remove the container, running or not, and its network; False if it was
+        already gone."""
         with map_docker_errors():
+            info = self.inspect(container_id)
+            if info is None:
+                return False
             try:
                 self._remove(container_id)
             except docker.errors.NotFound:
                 return False
             except docker.errors.APIError as exc:
-                if exc.status_code == 409:  # removal already in progress (auto_remove)
-                    return True
-                raise
+                if exc.status_code != 409:  # 409: removal already in progress (auto_remove)
+                    raise
+            network = str((info.get("HostConfig") or {}).get("NetworkMode") or "")
+            if network.startswith(NET_PREFIX):
+                self.egress.detach(network[len(NET_PREFIX) :])
         return True
+
+    # -- network policy ----------------------------------------------------------
+    def _sandbox_ip(self, container_id: str, sandbox_id: str | None) -> str:
+        info = self.inspect(container_id, sandbox_id)
+        labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+        if info is None:
+            raise SandboxNotFoundError("the sandbox no longer exists", sandbox_id=sandbox_id)
+        if LABEL_SANDBOX_IP not in labels:
+            raise InvalidArgumentError(
+                "this sandbox was created with network='none', which is fixed for its life; "
+                "create it with a policy (even an empty one: network={'allow_out': []}) to "
+                "change its network later",
+                sandbox_id=sandbox_id,
+            )
+        return str(labels[LABEL_SANDBOX_IP])
+
+    def set_network(self, container_id: str, sandbox_id: str | None, policy: NetworkPolicy) -> None:
+        """Replace the policy of a sandbox created with one (or ``"full"``)."""
+        with map_docker_errors(sandbox_id):
+            ip = self._sandbox_ip(container_id, sandbox_id)
+            self.egress.set_policy(sandbox_id or "", ip, policy)
+
+    def network_log(
+        self, container_id: str, sandbox_id: str | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The egress proxy's last ``limit`` decisions for this sandbox."""
+        with map_docker_errors(sandbox_id):
+            return self.egress.log(self._sandbox_ip(container_id, sandbox_id), limit)
+
+    def cleanup(self, min_age: float = PRUNE_AGE) -> None:
+        """Remove what dead sandboxes left: their networks (``min_age`` seconds old at
+        least: younger ones may be another process's sandbox in the making), and the
+        egress proxy once no sandbox network is left."""
+        with map_docker_errors():
+            self.egress.prune(min_age)
+            self.egress.remove_if_idle()
 
     @retry_infra
     def _remove(self, container_id: str) -> None:

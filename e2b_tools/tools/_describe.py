@@ -25,8 +25,8 @@ def facts(config: SandboxConfig) -> dict[str, str]:
         packages = (
             f"the image is {config.image}: check what is installed before relying on a package"
         )
-    if config.network == "none":
-        network = "No network access."
-    else:
-        network = "The sandbox has network access."
-    return {"workspace": config.workdir, "network": network, "packages": packages}
+    return {
+        "workspace": config.workdir,
+        "network": config.describe_network(),
+        "packages": packages,
+    }

@@ -231,7 +231,10 @@ def test_tool_descriptions_follow_the_sandbox_configuration() -> None:
     config = SandboxConfig(network="full", workdir="/srv/work", image="acme/tools:1")
     kit = Toolkit(config=config)
     described = kit.get("run_code").description
-    assert "No network access" not in described and "network access" in described
+    assert "No network access" not in described and "the public internet" in described
+    assert "HTTPS_PROXY" in described  # how to use it
+    allowlist = SandboxConfig(network={"allow_out": ["pypi.internal.example"]})
+    assert "only pypi.internal.example" in Toolkit(config=allowlist).get("run_shell").description
     assert "pandas" not in described and "acme/tools:1" in described
     assert "/srv/work" in kit.get("write_file").description
     specs = ToolDispatcher(kit).specs("anthropic")
