@@ -10,6 +10,9 @@ Prints, for the same image on the same engine:
   ours  host peak RSS growth beside the bytes kept, for: files.read of a 200 MB file
         (max_size raised), a 64 MiB files.write + files.read round trip, and 100 MB of
         stdout through commands.run
+  net   cold create -> first run_code with a network policy, beside the one without
+  net   HTTP GET to a local upstream from a sandbox through the egress proxy, beside the
+        same loop in a plain container on the upstream's network (p50/p95 over --calls)
 
 Usage: python bench/bench.py [--rounds 10] [--calls 300]
 """
@@ -25,6 +28,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import docker
+import netbench
 
 from e2b_tools import Sandbox
 from e2b_tools.images import DEFAULT_IMAGE, build_image
@@ -109,6 +113,8 @@ def main() -> None:
         cold.append(time.perf_counter() - t)
         sbx.kill()
     rows.append(("ours  cold create -> first run_code", _ms(cold)))
+    # Right after its baseline, with the same rounds; the upstream is examples/local_index.py.
+    net = netbench.measure(client, DEFAULT_IMAGE, args.rounds, args.calls)
 
     with Sandbox.create() as sbx:
         for _ in range(20):
@@ -173,6 +179,28 @@ def main() -> None:
         f"cold start {ours_cold / raw:.2f}x raw create+start "
         f"(<= 1.5x: {'met' if ours_cold <= 1.5 * raw else 'MISSED'}); "
         f"exec_run p50 {rows[1][1]['p50']:.1f} ms is the per-call cost we avoid"
+    )
+
+    _print_network(net, rows[2][1])
+
+
+def _print_network(net: netbench.NetworkFigures, cold: dict[str, float]) -> None:
+    policy = _ms(net.policy_cold)
+    proxied, direct = _ms(net.proxied_get), _ms(net.direct_get)
+    print(f"\n{'network (egress proxy)':40} {'p50 ms':>9} {'p95 ms':>9} {'min ms':>9} {'n':>5}")
+    for name, s in (
+        ("ours  cold create -> first run_code", cold),
+        ("net   the same, with a network policy", policy),
+        ("net   HTTP GET, plain container, direct", direct),
+        ("net   HTTP GET, sandbox, through proxy", proxied),
+    ):
+        print(f"{name:40} {s['p50']:9.2f} {s['p95']:9.2f} {s['min']:9.2f} {s['n']:5d}")
+    print(
+        f"(network={netbench.POLICY} adds {policy['p50'] - cold['p50']:.1f} ms to a cold start "
+        f"({policy['p50'] / cold['p50']:.2f}x p50); the first policy sandbox of the run took "
+        f"{net.first_policy_create * 1e3:.0f} ms, starting the proxy if none ran; "
+        f"a GET through the proxy is {proxied['p50'] / direct['p50']:.2f}x direct at p50, "
+        f"{proxied['p95'] / direct['p95']:.2f}x at p95)"
     )
 
 

@@ -214,9 +214,7 @@ class LocalBackend:
     def info_from_summary(self, summary: dict[str, Any]) -> SandboxInfo:
         return DockerBackend.info_from_summary(summary)
 
-    def set_network(
-        self, container_id: str, sandbox_id: str | None, policy: NetworkPolicy
-    ) -> None:
+    def set_network(self, container_id: str, sandbox_id: str | None, policy: NetworkPolicy) -> None:
         raise InvalidArgumentError("the local backend has no network isolation")
 
     def network_log(

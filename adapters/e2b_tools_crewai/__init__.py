@@ -13,6 +13,8 @@ CrewAI tools return text, so images the tools produce (charts) are kept on
 
 from __future__ import annotations
 
+import re
+import shlex
 from typing import Any, ClassVar
 
 try:
@@ -20,13 +22,14 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
     raise ImportError("e2b_tools_crewai needs CrewAI: pip install 'e2b-tools[crewai]'") from exc
 
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
+from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig, SandboxError
 from e2b_tools.tools import (
     DEFAULT_BUDGET,
     DEFAULT_IDLE_TIMEOUT,
     Artifact,
+    RunCodeInput,
     Toolkit,
     derive_tool_classes,
 )
@@ -76,11 +79,89 @@ class _SandboxTool(BaseTool):
 _TOOLS: dict[str, type[_SandboxTool]] = derive_tool_classes(_SandboxTool, "CrewAI", __name__)
 _TOOL_CLASSES: tuple[type[_SandboxTool], ...] = tuple(_TOOLS.values())
 for _cls in _TOOL_CLASSES:
-    globals().setdefault(_cls.__name__, _cls)
+    if _cls.core_name != "run_code":  # defined below, with libraries_used
+        globals().setdefault(_cls.__name__, _cls)
 del _cls
 
+
+class RunCodeWithLibrariesInput(RunCodeInput):
+    """``run_code``'s arguments plus ``libraries_used``, as CrewAI's CodeInterpreterTool
+    took them."""
+
+    libraries_used: list[str] = Field(
+        default_factory=list,
+        max_length=50,
+        description=(
+            "Python packages to pip install before running the code (only when the "
+            "sandbox's network policy allows the package index)."
+        ),
+    )
+
+
+_REQUIREMENT = re.compile(
+    r"[A-Za-z0-9][A-Za-z0-9._\-]*(\[[A-Za-z0-9._,\-]+\])?([<>=!~]=?[\w.*+!\-]+)*"
+)
+
+
+class RunCodeTool(_SandboxTool):
+    """``run_code`` for CrewAI; ``libraries_used`` are installed with pip first."""
+
+    core_name: ClassVar[str] = "run_code"
+    name: str = "run_code"
+    description: str = _TOOLS["run_code"].model_fields["description"].default
+    args_schema: type[BaseModel] = RunCodeWithLibrariesInput
+
+    def _run(self, **kwargs: Any) -> str:
+        libraries = kwargs.pop("libraries_used", None) or []
+        note = self._install(list(libraries)) if libraries else ""
+        output = super()._run(**kwargs)
+        return f"{note}\n\n{output}" if note else output
+
+    def _install(self, libraries: list[str]) -> str:
+        """Install ``libraries``; the text says what happened (empty on plain success)."""
+        bad = [
+            lib for lib in libraries if not isinstance(lib, str) or not _REQUIREMENT.fullmatch(lib)
+        ]
+        if bad:
+            return (
+                f"[libraries_used] not installed: {bad} are not package names "
+                "(like pandas or numpy==2.1)."
+            )
+        names = ", ".join(libraries)
+        config = self.toolkit.session.config
+        if config.network == "none":
+            return (
+                f"[libraries_used] could not install {names}: this sandbox has no network "
+                "access, so nothing can be installed. Use the packages already installed "
+                "(`pip list` shows them)."
+            )
+        command = "pip install --quiet --disable-pip-version-check " + " ".join(
+            shlex.quote(lib) for lib in libraries
+        )
+        result = self.toolkit.get("run_shell").run({"command": command, "timeout": 600})
+        if not result.is_error:
+            return f"[libraries_used] installed {names}."
+        return (
+            f"[libraries_used] installing {names} failed. {config.describe_network()} "
+            f"{self._denials()}\npip said:\n{result.text[-1500:]}"
+        ).strip()
+
+    def _denials(self) -> str:
+        sandbox = self.toolkit.session.sandbox
+        if sandbox is None:
+            return ""
+        try:
+            log = self.toolkit.session.call_sync(sandbox.network_log(limit=20))
+        except SandboxError:
+            return ""
+        denied = sorted({f"{d.host}:{d.port} ({d.reason})" for d in log if not d.allowed})
+        return f"Blocked by the network policy: {'; '.join(denied)}." if denied else ""
+
+
+_TOOLS["run_code"] = RunCodeTool
+_TOOL_CLASSES = tuple(_TOOLS.values())
+
 # Explicit names for the tools of ``__all__``, so type checkers see them too.
-RunCodeTool = _TOOLS["run_code"]
 RunShellTool = _TOOLS["run_shell"]
 ReadFileTool = _TOOLS["read_file"]
 WriteFileTool = _TOOLS["write_file"]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import warnings
+from pathlib import Path
 
+import docker
 import pytest
 
 # CrewAI reads these at import: no telemetry or version checks, and its settings files
@@ -50,3 +53,35 @@ def test_tools_share_a_sandbox_and_keep_artifacts(image: str) -> None:
         assert "returned as an artifact" in out
         assert sandbox_tools.artifacts[0].mime_type == "image/png"
         assert "Invalid arguments" in tools["run_shell"].run(cmd="oops")
+
+
+def test_libraries_used_installs_when_the_policy_allows(
+    image: str, docker_client: docker.DockerClient
+) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    from local_index import serve_local_index
+
+    from e2b_tools import SandboxConfig
+
+    code = "import tinypkg\nprint('value', tinypkg.VALUE)"
+    with serve_local_index(docker_client, image, aliases=["pypi.test"]) as index:
+        envs = {"PIP_INDEX_URL": index.index_url, "PIP_TRUSTED_HOST": "pypi.test"}
+        allowed = SandboxConfig(network={"allow_out": ["pypi.test"]}, envs=envs)
+        with SandboxTools(config=allowed) as tools:
+            run_code = next(t for t in tools.all() if t.name == "run_code")
+            assert "libraries_used" in run_code.args_schema.model_fields
+            out = run_code.run(code=code, libraries_used=["tinypkg"])
+            assert out.startswith("[libraries_used] installed tinypkg.") and "value 42" in out
+        closed = SandboxConfig(network={"allow_out": ["other.test"]}, envs=envs)
+        with SandboxTools(config=closed) as tools:
+            run_code = next(t for t in tools.all() if t.name == "run_code")
+            out = run_code.run(code=code, libraries_used=["tinypkg"])
+            assert "installing tinypkg failed" in out
+            assert "Blocked by the network policy: pypi.test:8080" in out
+            assert "ModuleNotFoundError" in out  # the code still ran, and says why
+    with SandboxTools() as tools:
+        run_code = next(t for t in tools.all() if t.name == "run_code")
+        out = run_code.run(code="print('ran')", libraries_used=["tinypkg", "x; rm -rf ~"])
+        assert "not package names" in out and "ran" in out
+        out = run_code.run(code="print('ran')", libraries_used=["tinypkg"])
+        assert "no network access" in out and "ran" in out

@@ -13,7 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run_example(name: str, tmp_path: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    # Offline: no real model, and langchain_install.py serves its own index.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPENAI_") and k != "E2B_TOOLS_INDEX_URL"
+    }
     # CrewAI writes settings and a task database under HOME; keep them out of the real one.
     env.update(
         HOME=str(tmp_path),
@@ -47,6 +52,16 @@ def test_langchain_agent(image: str, tmp_path: Path) -> None:
     out = _run_example("langchain_agent.py", tmp_path)
     assert "[2, 3, 5, 13, 89, 233, 1597, 28657, 514229]" in out
     assert "Wrote /home/user/fib_primes.txt" in out
+    assert "agent answer:" in out
+
+
+def test_langchain_install(image: str, tmp_path: Path) -> None:
+    out = _run_example("langchain_install.py", tmp_path)
+    assert "Successfully installed tinypkg-1.0" in out
+    assert "[step 2] run_code -> success\n    [result]\n    42" in out
+    assert "'denied.test:8080' matches no allow_out rule\n    HTTP 403" in out
+    assert "allowed GET pypi.test:8080 rule='pypi.test': allowed by allow_out rule" in out
+    assert "denied  GET denied.test:8080 rule=None: 'denied.test:8080' matches no" in out
     assert "agent answer:" in out
 
 
