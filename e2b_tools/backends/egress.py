@@ -58,6 +58,12 @@ SUBNET_POOL = ipaddress.IPv4Network(os.environ.get("E2B_TOOLS_SUBNET_POOL") or "
 """Where sandbox networks take their ``/29`` subnets (``E2B_TOOLS_SUBNET_POOL`` to
 change it if the default clashes with a network of yours)."""
 PROXY_USER = "65534:65534"
+PROXY_MEMORY = "1g"
+"""The proxy's memory limit (a cap, not a reservation: it uses ~40 MiB when idle)."""
+MAX_CONNECTIONS_PER_SANDBOX = 64
+"""Open connections one sandbox may have through the proxy (more get a 429)."""
+MAX_CONNECTIONS = 1024
+"""Open connections through the proxy in all (more get a 503)."""
 _STATE_DIR = "/run/egress"
 PRUNE_AGE = 60.0
 """A sandbox network this old whose sandbox is gone is removed; younger ones may belong
@@ -142,9 +148,14 @@ class Egress:
         except docker.errors.NotFound:
             info = None
         if info is not None and info["State"].get("Running"):
-            self._proxy_image = str(info["Config"].get("Image"))
-            return str(info["Id"])
-        if info is not None:  # stopped or dead: make a fresh one
+            labels = info["Config"].get("Labels") or {}
+            current = labels.get(_bundle.AGENT_HASH_LABEL) == _bundle.agent_hash()
+            # A proxy from another version of this package is replaced once no sandbox
+            # uses it; until then it keeps serving the sandboxes it has.
+            if current or api.networks(filters={"label": LABEL_NET_OF}):
+                self._proxy_image = str(info["Config"].get("Image"))
+                return str(info["Id"])
+        if info is not None:  # stopped, dead or outdated: make a fresh one
             _ignore_missing(api.remove_container, PROXY_NAME, force=True)
         self._ensure_out_network(api)
         image, command = self._proxy_command(fallback_image)
@@ -158,8 +169,8 @@ class Egress:
                 _STATE_DIR: f"{tmpfs_opts},size=64m,mode=0700,uid=65534,gid=65534",
                 "/tmp": f"{tmpfs_opts},size=16m,mode=1777",
             },
-            mem_limit="256m",
-            memswap_limit="256m",
+            mem_limit=PROXY_MEMORY,
+            memswap_limit=PROXY_MEMORY,
             pids_limit=1024,
             init=True,
             restart_policy={"Name": "unless-stopped"},
@@ -167,14 +178,25 @@ class Egress:
                 type="json-file", config={"max-size": "1m", "max-file": "2"}
             ),
         )
-        env = {"E2B_TOOLS_EGRESS_STATE": _STATE_DIR, "E2B_TOOLS_EGRESS_PROTECTED": str(SUBNET_POOL)}
+        env = {
+            "E2B_TOOLS_EGRESS_STATE": _STATE_DIR,
+            "E2B_TOOLS_EGRESS_PROTECTED": str(SUBNET_POOL),
+            # A stalled tunnel holds up to ~0.5 MiB (buffers, kernel socket memory):
+            # these caps keep a hostile sandbox from using up the proxy's memory.
+            "E2B_TOOLS_EGRESS_MAX_CLIENT": str(MAX_CONNECTIONS_PER_SANDBOX),
+            "E2B_TOOLS_EGRESS_MAX_TOTAL": str(MAX_CONNECTIONS),
+        }
         env.update(upstream_env())
         spec = api.create_container_config(
             image=image,
             command=command,
             user=PROXY_USER,
             environment=env,
-            labels={LABEL_EGRESS: "proxy", LABEL_VERSION: __version__},
+            labels={
+                LABEL_EGRESS: "proxy",
+                LABEL_VERSION: __version__,
+                _bundle.AGENT_HASH_LABEL: _bundle.agent_hash(),
+            },
             host_config=host_config,
         )
         try:
@@ -189,7 +211,11 @@ class Egress:
             api.connect_container_to_network(container_id, extra.strip())
         api.start(container_id)
         self._proxy_image = image
-        self._wait_ready(api, container_id)
+        try:
+            self._wait_ready(api, container_id)
+        except BaseException:
+            _ignore_missing(api.remove_container, container_id, force=True)
+            raise
         return container_id
 
     def _proxy_command(self, fallback_image: str) -> tuple[str, list[str]]:

@@ -302,7 +302,9 @@ def test_the_proxy_is_hardened_like_a_sandbox(
     assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
     assert "no-new-privileges" in host["SecurityOpt"]
-    assert host["Memory"] == 256 << 20 and host["PidsLimit"]
+    assert host["Memory"] == 1 << 30 and host["PidsLimit"]
+    env = dict(e.split("=", 1) for e in info["Config"]["Env"])
+    assert env["E2B_TOOLS_EGRESS_MAX_CLIENT"] == "64"
     assert not info["Mounts"] or all("docker.sock" not in m["Source"] for m in info["Mounts"])
     assert not host["Privileged"]
 
@@ -346,3 +348,26 @@ def test_a_sandbox_cannot_use_the_proxy_with_another_sandboxs_policy(upstream: L
         assert other_proxy is not None
         reply = curl(closed, "http://allowed.test:8080/", "-x", other_proxy.strip("'"))
         assert reply.status != "200", reply
+
+
+def test_a_sandbox_hogging_the_proxy_is_capped_and_others_are_still_served(
+    upstream: LocalIndex,
+) -> None:
+    with (
+        policy_sandbox({"allow_out": ["allowed.test"]}) as hog,
+        policy_sandbox({"allow_out": ["allowed.test"]}) as other,
+    ):
+        probe = hog.run_code(
+            "import os, socket, urllib.parse\n"
+            "proxy = urllib.parse.urlsplit(os.environ['HTTP_PROXY'])\n"
+            "held, codes = [], []\n"
+            "for _ in range(80):\n"
+            "    s = socket.create_connection((proxy.hostname, proxy.port), timeout=10)\n"
+            "    s.sendall(b'CONNECT allowed.test:8080 HTTP/1.1\\r\\n\\r\\n')\n"
+            "    codes.append(s.recv(64).split()[1].decode())\n"
+            "    held.append(s)  # tunnels kept open, never used\n"
+            "(codes.count('200'), codes.count('429'))"
+        )
+        assert probe.error is None, probe.error
+        assert probe.text == "(64, 16)"
+        assert curl(other, "http://allowed.test:8080/").status == "200"

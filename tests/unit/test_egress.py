@@ -27,6 +27,9 @@ from pathlib import Path
 
 import pytest
 
+from e2b_tools.agent.egress_config import Config
+from e2b_tools.agent.egress_wire import Upstream, bypasses, client_hello_sni, parse_upstream
+
 ROOT = Path(__file__).resolve().parents[2]
 ENTRY = "import sys; sys.path.insert(0, {root!r}); from {package}.egress import {name}"
 RUN = ENTRY + "; main()"
@@ -498,7 +501,7 @@ def test_silent_client_is_closed_after_the_head_timeout(proxy: Proxy) -> None:
 
 def test_too_many_connections_from_one_source(proxy: Proxy, web: http.server.HTTPServer) -> None:
     source = "127.0.0.2"  # a source of its own, so the count is exact
-    socks = [connect(proxy, source) for _ in range(300)]
+    socks = [connect(proxy, source) for _ in range(160)]
     answers: dict[socket.socket, bytes] = {}
     with selectors.DefaultSelector() as waiting:
         for sock in socks:
@@ -514,8 +517,8 @@ def test_too_many_connections_from_one_source(proxy: Proxy, web: http.server.HTT
             for sock in socks:
                 sock.close()
     codes = [answers.get(s, b"")[:12] for s in socks]
-    assert codes.count(b"HTTP/1.1 429") == 44
-    assert codes.count(b"HTTP/1.1 408") == 256  # the others waited for their head
+    assert codes.count(b"HTTP/1.1 429") == 32
+    assert codes.count(b"HTTP/1.1 408") == 128  # the others waited for their head
     proxy.policy(["127.0.0.1"], ip=source)
     request = f"GET http://127.0.0.1:{port_of(web)}/after HTTP/1.1\r\n\r\n".encode()
     for _ in range(50):  # until the proxy has seen the closes
@@ -524,6 +527,56 @@ def test_too_many_connections_from_one_source(proxy: Proxy, web: http.server.HTT
             break
         time.sleep(0.05)
     assert answer.status == 200 and answer.json()["path"] == "/after"
+
+
+def test_too_many_connections_in_all(tmp_path: Path, web: http.server.HTTPServer) -> None:
+    p = Proxy(
+        tmp_path, "e2b_tools_agent", {"MAX_TOTAL": "6", "MAX_CLIENT": "4", "HEAD_TIMEOUT": "30"}
+    )
+    held: list[socket.socket] = []
+    try:
+        p.policy(["127.0.0.1"], ip="127.0.0.2")
+        held += [connect(p) for _ in range(4)] + [connect(p, "127.0.0.2") for _ in range(2)]
+        with connect(p, "127.0.0.2") as sock:  # under its own cap, but 6 in all
+            answer = Answer(read_all(sock))
+        assert answer.status_line == "HTTP/1.1 503 more than 6 connections in all"
+        assert answer.headers["Connection"] == "close"
+        with connect(p) as sock:  # a source at its own cap hears about that first
+            assert Answer(read_all(sock)).status == 429
+        assert select.select(held, [], [], 0)[0] == []  # the held ones still wait
+        held.pop().close()
+        request = f"GET http://127.0.0.1:{port_of(web)}/room HTTP/1.1\r\n\r\n".encode()
+        for _ in range(50):  # until the proxy has seen the close
+            answer = ask(p, request, "127.0.0.2")
+            if answer.status != 503:
+                break
+            time.sleep(0.05)
+        assert answer.status == 200 and answer.json()["path"] == "/room"
+    finally:
+        for sock in held:
+            sock.close()
+        _stopped_cleanly(p)
+
+
+def test_settings_and_wire_format_in_process() -> None:
+    assert (Config().max_per_client, Config().max_total) == (128, 2048)
+    env = {"E2B_TOOLS_EGRESS_MAX_CLIENT": "7", "E2B_TOOLS_EGRESS_MAX_TOTAL": "9"}
+    config = Config.from_env(env)
+    assert (config.max_per_client, config.max_total) == (7, 9)
+    assert Config.from_env({}) == Config()
+    for bad in ("0", "0.5", "many"):
+        with pytest.raises(ValueError, match="E2B_TOOLS_EGRESS_MAX_TOTAL"):
+            Config.from_env({"E2B_TOOLS_EGRESS_MAX_TOTAL": bad})
+    assert parse_upstream("u:p@Proxy.test.:8080") == Upstream("proxy.test", 8080, "Basic dTpw")
+    no_upstream = ("example.test", "*.corp.test", "10.0.0.0/8")
+    assert all(bypasses(h, no_upstream) for h in ("a.example.test", "corp.test", "10.1.2.3"))
+    assert not any(bypasses(h, no_upstream) for h in ("xexample.test", "11.0.0.1", "10.test"))
+    hello = client_hello("name.test")
+    assert client_hello_sni(hello) == ("ok", "name.test")
+    assert client_hello_sni(hello[:-1]) == ("more", None)
+    body = hello[5:]  # the same handshake message in two records
+    records = [b"\x16\x03\x01" + struct.pack(">H", len(b)) + b for b in (body[:9], body[9:])]
+    assert client_hello_sni(b"".join(records)) == ("ok", "name.test")
 
 
 def test_policy_change_applies_to_the_next_request(
@@ -550,16 +603,25 @@ def test_decision_log_and_rotation(proxy: Proxy, web: http.server.HTTPServer) ->
     assert second["host"] == "denied.test" and second["address"] is None
     assert second["reason"] == "'denied.test:80' matches no allow_out rule"
     assert proxy.log(1) == [second]
-    # past 256 KiB the log becomes .jsonl.1, and ctl log reads both, older first
+    # past 128 KiB the log becomes .jsonl.1, and ctl log reads both, older first
     path = proxy.state / "log" / "127.0.0.1.jsonl"
-    filler = json.dumps({"filler": "x" * 1000}) + "\n"
-    with open(path, "a") as f:
-        f.write(filler * 260)  # past 256 KiB with the lines already there
+    old = path.with_name(path.name + ".1")
+
+    def fill(size: int) -> None:  # one line that brings the log to `size` bytes
+        with open(path, "a") as f:
+            f.write(json.dumps({"filler": "x" * (size - path.stat().st_size - 15)}) + "\n")
+        assert path.stat().st_size == size
+
+    fill(128 * 1024 - 400)  # a decision takes less than 400 bytes
     get(proxy, "http://third.test/")
-    assert (proxy.state / "log" / "127.0.0.1.jsonl.1").exists() and not path.exists()
+    assert not old.exists() and path.stat().st_size <= 128 * 1024
+    fill(128 * 1024)
     get(proxy, "http://fourth.test/")
+    assert old.exists() and not path.exists()
+    get(proxy, "http://fifth.test/")
     assert path.read_text().count("\n") == 1
-    assert [e.get("host") for e in proxy.log(3)] == [None, "third.test", "fourth.test"]
+    assert old.stat().st_size + path.stat().st_size < 128 * 1024 + 1000  # at most ~256 KiB
+    assert [e.get("host") for e in proxy.log(3)] == [None, "fourth.test", "fifth.test"]
 
 
 def test_ctl_commands_and_errors(proxy: Proxy) -> None:
