@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -75,17 +76,25 @@ class _Recorder(socketserver.BaseRequestHandler):
         self.server.received.put(data)  # type: ignore[attr-defined]
 
 
-@pytest.fixture(scope="module")
-def web() -> Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    server.daemon_threads = True
-    server.seen = []  # type: ignore[attr-defined]
+ServerT = TypeVar("ServerT", bound=socketserver.BaseServer)
+
+
+def _serving(server: ServerT) -> Iterator[ServerT]:
+    """Serve ``server`` from a thread until the generator is closed."""
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
     server.shutdown()
     server.server_close()
     thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def web() -> Iterator[http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    server.daemon_threads = True
+    server.seen = []  # type: ignore[attr-defined]
+    yield from _serving(server)
 
 
 @pytest.fixture(scope="module")
@@ -93,12 +102,7 @@ def recorder() -> Iterator[socketserver.ThreadingTCPServer]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Recorder)
     server.daemon_threads = True
     server.received = queue.Queue()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    yield from _serving(server)
 
 
 def port_of(server: socketserver.BaseServer) -> int:
