@@ -135,12 +135,13 @@ class DockerBackend:
             try:
                 info = self._inspect_image(image)
             except docker.errors.ImageNotFound as exc:
-                from ..images.names import DEFAULT_IMAGE, FULL_IMAGE
+                from ..images.names import DEFAULT_IMAGE, FULL_IMAGE, SLIM_IMAGE
 
                 if image == DEFAULT_IMAGE:
                     hint = "build it with `e2b-tools image build`"
-                elif image == FULL_IMAGE:
-                    hint = "build it with `e2b-tools image build --variant full`"
+                elif image in (FULL_IMAGE, SLIM_IMAGE):
+                    variant = "full" if image == FULL_IMAGE else "slim"
+                    hint = f"build it with `e2b-tools image build --variant {variant}`"
                 else:
                     hint = "pull or build it first, or pass image=None for the default image"
                 raise ImageNotFoundError(f"image {image!r} does not exist; {hint}") from exc
