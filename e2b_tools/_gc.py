@@ -25,14 +25,17 @@ async def _agent_deadline(backend: Backend, container_id: str, sandbox_id: str) 
     return float(deadline) if deadline is not None else float("inf")
 
 
-async def agc(*, all_sandboxes: bool = False, backend: Backend | None = None) -> list[str]:
+async def agc(
+    *, all_sandboxes: bool = False, dry_run: bool = False, backend: Backend | None = None
+) -> list[str]:
     """Remove orphaned sandbox containers; returns the ids of the sandboxes removed.
 
     Orphans are labelled containers that are not running (created but never started,
     or exited without being removed) and running ones past their deadline whose agent
     does not answer or agrees the deadline passed. ``all_sandboxes=True`` removes every
     labelled container, running or not. Then the networks of sandboxes that are gone
-    are removed, and the egress proxy once no sandbox needs it.
+    are removed, and the egress proxy once no sandbox needs it. ``dry_run=True``
+    removes nothing and returns the ids that would be removed.
     """
     backend = backend or default_backend()
     removed: list[str] = []
@@ -46,13 +49,16 @@ async def agc(*, all_sandboxes: bool = False, backend: Backend | None = None) ->
                 # set_timeout() may have moved the deadline: ask the agent.
                 deadline = await _agent_deadline(backend, summary["Id"], sandbox_id)
                 doomed = deadline is None or deadline < time.time()
-        if doomed and await asyncio.to_thread(backend.kill, summary["Id"]):
+        if doomed and (dry_run or await asyncio.to_thread(backend.kill, summary["Id"])):
             removed.append(sandbox_id or summary["Id"][:12])
-    await asyncio.to_thread(backend.cleanup, 0.0 if all_sandboxes else PRUNE_AGE)
+    if not dry_run:
+        await asyncio.to_thread(backend.cleanup, 0.0 if all_sandboxes else PRUNE_AGE)
     return removed
 
 
-def gc(*, all_sandboxes: bool = False, backend: Backend | None = None) -> list[str]:
+def gc(
+    *, all_sandboxes: bool = False, dry_run: bool = False, backend: Backend | None = None
+) -> list[str]:
     """Blocking :func:`agc`.
 
     Example:
@@ -62,4 +68,4 @@ def gc(*, all_sandboxes: bool = False, backend: Backend | None = None) -> list[s
     """
     from ._sync import _run
 
-    return _run(agc(all_sandboxes=all_sandboxes, backend=backend))
+    return _run(agc(all_sandboxes=all_sandboxes, dry_run=dry_run, backend=backend))

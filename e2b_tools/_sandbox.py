@@ -35,6 +35,7 @@ from ._config import (
 from ._connection import AgentConnection
 from ._exceptions import (
     InvalidArgumentError,
+    ProtocolError,
     SandboxError,
     SandboxGoneError,
     SandboxTimeoutError,
@@ -282,6 +283,30 @@ class AsyncSandbox:
             self._backend.network_log, self._container_id, self._sandbox_id, limit
         )
         return [NetworkDecision.model_validate(entry) for entry in entries]
+
+    async def agent_log(self, limit: int | None = 100) -> builtins.list[str]:
+        """The agent's own latest log lines, oldest first (``None``: all it keeps, 1000).
+
+        The agent logs its start, each host that connects, deadline changes, context
+        restarts and its own failures; the container keeps no other log.
+
+        Example:
+            >>> await sbx.agent_log(5)  # doctest: +SKIP
+            ['2025-01-01T12:00:00.000Z started: pid 7, python 3.11.2, ...', ...]
+        """
+        if limit is not None and limit < 0:
+            raise InvalidArgumentError("limit must be >= 0 or None")
+        try:
+            value = await self._channel.request("agent_log", {"limit": limit}, 30.0)
+        except ProtocolError as exc:
+            if "unknown op 'agent_log'" not in exc.message:
+                raise
+            raise ProtocolError(
+                "this sandbox's agent is older than agent_log and keeps no log; rebuild "
+                "the image (`e2b-tools image build`) for new sandboxes to have it",
+                sandbox_id=self._sandbox_id,
+            ) from None
+        return [str(line) for line in value.get("lines", [])]
 
     async def get_info(self) -> SandboxInfo:
         """What the engine knows of this sandbox."""

@@ -200,6 +200,13 @@ class Sandbox:
         """
         return _run(self._inner.network_log(limit))
 
+    def agent_log(self, limit: int | None = 100) -> builtins.list[str]:
+        """The agent's own latest log lines, oldest first (``None``: all it keeps, 1000).
+
+        Blocking twin of :meth:`AsyncSandbox.agent_log`.
+        """
+        return _run(self._inner.agent_log(limit))
+
     def get_info(self) -> SandboxInfo:
         """What the engine knows of this sandbox.
 

@@ -14,15 +14,17 @@ import selectors
 import signal
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from . import files, languages, procs, protocol
 from .commands import Command, ProgramRun
 from .contexts import BashContext, KernelContext, NodeContext, PythonContext
-from .plumbing import Spill, Timers, log, memory_limit
+from .plumbing import LOG, Spill, Timers, log, memory_limit
 from .protocol import Message
 
 LANGUAGES = languages.available()
+OUT_BATCH = 1 << 18
+"""Bytes of queued protocol output that are written at once, before the loop's turn."""
 
 
 class ContextNotFound(LookupError):
@@ -60,6 +62,8 @@ class Agent(files.FileOps):
         signal.signal(signal.SIGTERM, lambda *_: self.shutdown("SIGTERM"))
         self.sel.register(self.sig_r, selectors.EVENT_READ, self.on_signal)
         self.inbuf = protocol.LineBuffer()
+        self.outbuf: List[bytes] = []
+        self.outlen = 0
         self.timers = Timers()
         self.guards: Set[procs.Guarded] = set()
         self.uploads: Dict[str, files.Upload] = {}
@@ -71,16 +75,35 @@ class Agent(files.FileOps):
         self.deadline_timer: Optional[int] = None
         self.watchdog = procs.Watchdog(self.deadline)
         self.schedule_deadline()
+        log(
+            f"started: pid {os.getpid()}, python {sys.version.split()[0]}, "
+            f"languages {', '.join(LANGUAGES)}, workdir {self.workdir}, "
+            f"memory limit {self.memory_limit or 'none'}"
+        )
         # Warm the default context so the first run_code does not pay for its start.
         self.context("python", None).start()
 
     # -- plumbing ----------------------------------------------------------------
     def send(self, msg: Message) -> None:
+        """Queue ``msg`` for the host; the loop writes what queued up in one go after
+        each round of handlers (one write through the engine's stream copiers instead
+        of one per message), or at once past :data:`OUT_BATCH` bytes."""
         data = protocol.encode(msg)
         if len(data) > protocol.MAX_LINE:
             for smaller in protocol.shrink(msg, len(data)):
                 self.send(smaller)
             return
+        self.outbuf.append(data)
+        self.outlen += len(data)
+        if self.outlen >= OUT_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.outbuf:
+            return
+        data = b"".join(self.outbuf)
+        self.outbuf.clear()
+        self.outlen = 0
         while data:
             try:
                 data = data[os.write(self.out_fd, data) :]
@@ -176,6 +199,7 @@ class Agent(files.FileOps):
 
     def shutdown(self, why: str) -> None:
         log(f"exiting: {why}")
+        self.flush()
         for proc in self.guards:
             procs.kill_tree(proc.guard_pid)
         os._exit(0)
@@ -211,6 +235,7 @@ class Agent(files.FileOps):
                 except Exception as exc:
                     log(f"handler failed: {type(exc).__name__}: {exc}")
             self.timers.run_due()
+            self.flush()
 
     def on_signal(self) -> None:
         try:
@@ -270,6 +295,7 @@ class Agent(files.FileOps):
 
     # -- ops ---------------------------------------------------------------------
     def op_hello(self, req: Message) -> None:
+        log(f"hello from a host (protocol {req['protocol_version']})")
         self.send(
             {
                 "id": req["id"],
@@ -304,6 +330,7 @@ class Agent(files.FileOps):
 
     def op_set_timeout(self, req: Message) -> None:
         self.deadline = float(req["deadline"])
+        log(f"deadline moved to {self.deadline:.3f} ({self.deadline - time.time():.0f}s from now)")
         self.schedule_deadline()
         self.finish(req["id"], {"deadline": self.deadline})
 
@@ -357,6 +384,7 @@ class Agent(files.FileOps):
     def op_restart_context(self, req: Message) -> None:
         ctx = self.context("", req["context_id"])
         ctx.kill("the code context was restarted while this call was running or waiting")
+        log(f"code context {ctx.id} restarted on request")
         ctx.start()
         self.finish(req["id"], ctx.describe())
 
@@ -424,6 +452,9 @@ class Agent(files.FileOps):
 
     def op_list_processes(self, req: Message) -> None:
         self.finish(req["id"], {"processes": [c.describe() for c in self.commands.values()]})
+
+    def op_agent_log(self, req: Message) -> None:
+        self.finish(req["id"], {"lines": LOG.tail(req.get("limit")), "total": LOG.total})
 
 
 def main(root: str) -> None:

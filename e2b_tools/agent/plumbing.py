@@ -4,13 +4,14 @@ the spill file that keeps a long output whole inside the sandbox."""
 from __future__ import annotations
 
 import codecs
+import collections
 import heapq
 import itertools
 import os
 import selectors
 import signal
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Tuple
 
 from . import files
 
@@ -30,7 +31,39 @@ def read_chunk(fd: int) -> Optional[bytes]:
         return b""
 
 
+LOG_LINES = 1000
+"""How many of its latest log lines the agent keeps for the ``agent_log`` op."""
+LOG_LINE_CHARS = 2000
+"""Longest log line kept (so the whole buffer stays far below the protocol's line limit)."""
+
+
+class LogBuffer:
+    """The agent's latest log lines in memory: the container has no log driver
+    (``log_config: none``), so without this its stderr would be lost."""
+
+    def __init__(self, size: int = LOG_LINES) -> None:
+        self.lines: Deque[str] = collections.deque(maxlen=size)
+        self.total = 0
+
+    def add(self, line: str) -> None:
+        if len(line) > LOG_LINE_CHARS:
+            line = line[:LOG_LINE_CHARS] + f"... [{len(line) - LOG_LINE_CHARS} chars cut]"
+        self.lines.append(line)
+        self.total += 1
+
+    def tail(self, limit: Optional[int]) -> List[str]:
+        lines = list(self.lines)
+        return lines if limit is None else lines[max(0, len(lines) - max(0, limit)) :]
+
+
+LOG = LogBuffer()
+
+
 def log(msg: str) -> None:
+    """Write a line to the agent's stderr and keep it in :data:`LOG`."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
+    LOG.add(f"{stamp}.{int(now * 1000) % 1000:03d}Z {msg}")
     try:
         os.write(2, f"e2b-tools-agent: {msg}\n".encode("utf-8", "replace"))
     except OSError:

@@ -28,6 +28,9 @@ output can point at the whole of it.
 with ``"stdin": true`` its stdin is a pipe fed by ``send_stdin`` / ``close_stdin``
 (otherwise it is closed). ``kill_process`` kills a command's whole process group.
 
+``agent_log`` answers with the agent's own latest log lines (``{"lines": [...], "total":
+n}``, at most the last 1000, oldest first; ``limit`` keeps only the last ``limit``).
+
 The first request on a stream is ``hello``; the agent answers with a ``hello`` event
 carrying its ``protocol_version`` before the ``done``.
 """
@@ -102,6 +105,7 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
     "list_contexts": {},
     "restart_context": {"context_id": (_STR, True)},
     "remove_context": {"context_id": (_STR, True)},
+    "agent_log": {"limit": (_OPT_INT, False)},
 }
 
 EVENT_TYPES = frozenset({"hello", "started", "stdout", "stderr", "result", "error", "data", "done"})

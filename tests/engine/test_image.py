@@ -222,10 +222,8 @@ def test_full_layer_dockerfile() -> None:
 
 
 def test_cli_rejects_an_unknown_variant(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(["image", "build", "--variant", "tiny"])
-    assert exc.value.code == 2
-    assert "invalid choice: 'tiny'" in capsys.readouterr().err
+    assert main(["image", "build", "--variant", "tiny"]) == 2
+    assert "'tiny' is not one of 'default', 'full', 'slim'" in capsys.readouterr().err
 
 
 def test_thin_layer_dockerfile() -> None:

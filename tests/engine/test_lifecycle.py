@@ -113,7 +113,7 @@ def test_gc_removes_orphans_and_keeps_live_sandboxes(
         assert gc() == ["gcorphan0001"]
         assert docker_client.api.containers(all=True, filters={"id": orphan}) == []
         assert live.run_code("'alive'").text == "'alive'"
-        assert main(["gc", "--all"]) == 0
+        assert main(["gc", "--all", "--yes"]) == 0
         assert not live.is_running()
 
 

@@ -1,0 +1,113 @@
+"""Concurrency benchmark: many callers, one sandbox each, in one process.
+
+Prints, for 1, 10 and 50 callers, each driving its own sandbox with ``run_code("n = 1")``
+for ``--seconds``: calls per second in all and the p50/p99 latency of one call, first
+as asyncio tasks on one event loop (``AsyncSandbox``), then as threads (``Sandbox``).
+
+Targets (2 cores): 50-caller throughput at least 1.5x the single caller's and never
+below the 10-caller figure; p99 at most 3x p50.
+
+Usage: python bench/concurrency.py [--seconds 5] [--callers 1,10,50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import threading
+import time
+
+from e2b_tools import AsyncSandbox, Sandbox
+from e2b_tools.images import build_image
+
+
+def _summary(samples: list[float], seconds: float) -> tuple[float, float, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return len(samples) / seconds, statistics.median(ordered) * 1e3, p99 * 1e3
+
+
+async def _async_round(callers: int, seconds: float) -> tuple[float, float, float]:
+    sandboxes = await asyncio.gather(*(AsyncSandbox.create() for _ in range(callers)))
+    try:
+        for sbx in sandboxes:
+            await sbx.run_code("n = 1")
+        samples: list[float] = []
+        stop = time.perf_counter() + seconds
+
+        async def drive(sbx: AsyncSandbox) -> None:
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                await sbx.run_code("n = 1")
+                samples.append(time.perf_counter() - t)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(drive(s) for s in sandboxes))
+        return _summary(samples, time.perf_counter() - started)
+    finally:
+        await asyncio.gather(*(s.kill() for s in sandboxes))
+
+
+def _thread_round(callers: int, seconds: float) -> tuple[float, float, float]:
+    sandboxes = [Sandbox.create() for _ in range(callers)]
+    try:
+        for sbx in sandboxes:
+            sbx.run_code("n = 1")
+        samples: list[float] = []
+        lock = threading.Lock()
+        stop = time.perf_counter() + seconds
+
+        def drive(sbx: Sandbox) -> None:
+            mine = []
+            while time.perf_counter() < stop:
+                t = time.perf_counter()
+                sbx.run_code("n = 1")
+                mine.append(time.perf_counter() - t)
+            with lock:
+                samples.extend(mine)
+
+        threads = [threading.Thread(target=drive, args=(s,)) for s in sandboxes]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return _summary(samples, time.perf_counter() - started)
+    finally:
+        for sbx in sandboxes:
+            sbx.kill()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="driving time per round")
+    parser.add_argument("--callers", default="1,10,50", help="comma-separated caller counts")
+    args = parser.parse_args()
+    counts = [int(c) for c in args.callers.split(",")]
+    build_image(log=lambda line: None)
+
+    rows: list[tuple[str, int, tuple[float, float, float]]] = []
+    for n in counts:
+        rows.append(("async tasks", n, asyncio.run(_async_round(n, args.seconds))))
+    for n in counts:
+        rows.append(("sync threads", n, _thread_round(n, args.seconds)))
+
+    print(f"\n{'callers':20} {'calls/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99/p50':>8}")
+    for kind, n, (rate, p50, p99) in rows:
+        print(f"{kind + ' x' + str(n):20} {rate:9.0f} {p50:8.2f} {p99:8.2f} {p99 / p50:8.1f}")
+    for kind in ("async tasks", "sync threads"):
+        by_n = {n: r for k, n, r in rows if k == kind}
+        if {1, 10, 50} <= set(by_n):
+            one, ten, fifty = by_n[1][0], by_n[10][0], by_n[50][0]
+            ok = fifty >= 1.5 * one and fifty >= ten
+            print(
+                f"{kind}: 50 callers {fifty / one:.2f}x one caller, {fifty / ten:.2f}x ten "
+                f"(>= 1.5x and >= 1x: {'met' if ok else 'MISSED'}); p99/p50 at 50: "
+                f"{by_n[50][2] / by_n[50][1]:.1f} (<= 3: "
+                f"{'met' if by_n[50][2] <= 3 * by_n[50][1] else 'MISSED'})"
+            )
+
+
+if __name__ == "__main__":
+    main()
