@@ -51,17 +51,22 @@ from ._models import (
     SavedOutput,
     SaveOutput,
 )
+from ._pool import DEFAULT_POOLED_TTL, POOL_LABEL, AsyncSandboxPool, PoolStats
+from ._pool_sync import SandboxPool
 from ._sandbox import AsyncSandbox
 from ._sync import CommandHandle, Commands, Files, Sandbox
 from ._version import __version__
 
 __all__ = [
     "ALL_TRAFFIC",
+    "DEFAULT_POOLED_TTL",
     "DEFAULT_READ_LIMIT",
+    "POOL_LABEL",
     "AsyncCommandHandle",
     "AsyncCommands",
     "AsyncFiles",
     "AsyncSandbox",
+    "AsyncSandboxPool",
     "BoundedText",
     "CommandExitError",
     "CommandExitException",
@@ -89,6 +94,7 @@ __all__ = [
     "NotFoundError",
     "NotFoundException",
     "OutputHandler",
+    "PoolStats",
     "ProcessInfo",
     "ProtocolError",
     "Result",
@@ -101,6 +107,7 @@ __all__ = [
     "SandboxGoneError",
     "SandboxInfo",
     "SandboxNotFoundError",
+    "SandboxPool",
     "SandboxTimeoutError",
     "SaveOutput",
     "SavedOutput",

@@ -18,7 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
+from e2b_tools import AsyncSandbox, AsyncSandboxPool, Sandbox, SandboxConfig, SandboxPool
 from e2b_tools.tools import DEFAULT_BUDGET, DEFAULT_IDLE_TIMEOUT, Toolkit, ToolOutput
 
 SpecFormat = Literal["openai", "anthropic"]
@@ -38,6 +38,8 @@ class ToolDispatcher:
         idle_timeout: Seconds without a call after which the sandbox created here goes
             away (each call extends it; default 15 minutes).
         max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
+        pool: Take the sandbox from this warm pool instead of creating one (still
+            killed on close; the pool's config rules; ignored with ``toolkit``).
     """
 
     def __init__(
@@ -49,6 +51,7 @@ class ToolDispatcher:
         config: SandboxConfig | None = None,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
+        pool: SandboxPool | AsyncSandboxPool | None = None,
     ) -> None:
         self.toolkit = toolkit or Toolkit(
             sandbox,
@@ -56,6 +59,7 @@ class ToolDispatcher:
             config=config,
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
+            pool=pool,
         )
         self.artifacts: list[Any] = []
         """Artifacts (e.g. charts) produced by dispatched calls, oldest first."""

@@ -24,7 +24,14 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig, SandboxError
+from e2b_tools import (
+    AsyncSandbox,
+    AsyncSandboxPool,
+    Sandbox,
+    SandboxConfig,
+    SandboxError,
+    SandboxPool,
+)
 from e2b_tools.tools import (
     DEFAULT_BUDGET,
     DEFAULT_IDLE_TIMEOUT,
@@ -179,6 +186,8 @@ class SandboxTools:
         idle_timeout: Seconds without a call after which the sandbox created here goes
             away (each call extends it; default 15 minutes).
         max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
+        pool: Take the sandbox from this warm pool instead of creating one (it is
+            still killed on close; the pool's config rules, so no ``config=`` with it).
     """
 
     def __init__(
@@ -190,6 +199,7 @@ class SandboxTools:
         tools: list[str] | None = None,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
+        pool: SandboxPool | AsyncSandboxPool | None = None,
     ) -> None:
         self.toolkit = Toolkit(
             sandbox,
@@ -198,6 +208,7 @@ class SandboxTools:
             tools=tools,
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
+            pool=pool,
         )
         names = {t.name for t in self.toolkit.tools()}
         # Each tool is described for this toolkit's sandbox (network, image, workspace).

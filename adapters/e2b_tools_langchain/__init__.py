@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a venv without the
 
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from e2b_tools import AsyncSandbox, Sandbox, SandboxConfig
+from e2b_tools import AsyncSandbox, AsyncSandboxPool, Sandbox, SandboxConfig, SandboxPool
 from e2b_tools.tools import (
     DEFAULT_BUDGET,
     DEFAULT_IDLE_TIMEOUT,
@@ -123,6 +123,8 @@ class SandboxToolkit(BaseToolkit):
         idle_timeout: Seconds without a call after which the sandbox created here goes
             away (each call extends it; default 15 minutes).
         max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
+        pool: Take the sandbox from this warm pool instead of creating one (it is
+            still killed on close; the pool's config rules, so no ``config=`` with it).
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -138,6 +140,7 @@ class SandboxToolkit(BaseToolkit):
         tools: list[str] | None = None,
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
+        pool: SandboxPool | AsyncSandboxPool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -148,6 +151,7 @@ class SandboxToolkit(BaseToolkit):
             tools=tools,
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
+            pool=pool,
         )
 
     @property

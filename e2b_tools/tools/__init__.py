@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .. import AsyncSandbox, InvalidArgumentError, Sandbox, SandboxConfig, UnknownToolError
+from .. import (
+    AsyncSandbox,
+    AsyncSandboxPool,
+    InvalidArgumentError,
+    Sandbox,
+    SandboxConfig,
+    SandboxPool,
+    UnknownToolError,
+)
 from ..backends import Backend
 from ._session import DEFAULT_IDLE_TIMEOUT, SandboxSession
 from ._shape import (
@@ -52,6 +60,8 @@ class Toolkit:
     The sandbox is created on the first tool call (or pass ``sandbox=``), reused so
     state persists across calls, replaced if it dies (the model is told state was
     lost), and killed by :meth:`close` / the context manager if the toolkit made it.
+    With ``pool=`` it is taken from a warm :class:`~e2b_tools.SandboxPool` instead of
+    created cold (and so is a replacement), and killed on close all the same.
 
     Args:
         sandbox: An existing sandbox to use (it is not killed on close).
@@ -63,6 +73,8 @@ class Toolkit:
             the config's fixed ``timeout``).
         max_lifetime: Hard cap on that sandbox's lifetime in seconds (``None``: none).
         backend: Where the toolkit's sandbox runs (default: the Docker Engine).
+        pool: Take the sandbox from this pool (its config and backend rule: passing
+            ``sandbox=``, ``config=`` or ``backend=`` too is an error).
     """
 
     def __init__(
@@ -75,6 +87,7 @@ class Toolkit:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
         backend: Backend | None = None,
+        pool: SandboxPool | AsyncSandboxPool | None = None,
     ) -> None:
         if budget < 500:
             raise InvalidArgumentError("budget must be at least 500 characters")
@@ -84,6 +97,7 @@ class Toolkit:
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
             backend=backend,
+            pool=pool,
         )
         self.budget = budget
         known = {cls.name: cls for cls in ALL_TOOLS}

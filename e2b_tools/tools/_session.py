@@ -1,4 +1,5 @@
-"""One sandbox shared by a toolkit's tools: created lazily, replaced if it dies."""
+"""One sandbox shared by a toolkit's tools: created lazily (or taken from a pool),
+replaced if it dies."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import tenacity
 
 from .. import (
     AsyncSandbox,
+    AsyncSandboxPool,
     EngineUnavailableError,
     InvalidArgumentError,
     LoopBridge,
@@ -20,6 +22,7 @@ from .. import (
     SandboxConfig,
     SandboxError,
     SandboxGoneError,
+    SandboxPool,
     background_loop,
 )
 
@@ -38,7 +41,9 @@ class SandboxSession:
     The sandbox is created on first use (or given), reused by every call so state
     persists, and replaced by a fresh one if it died; the next tool output then starts
     with a notice that says why and that earlier state was lost. Closing the session
-    kills a sandbox it created (never one it was given).
+    kills a sandbox it created (never one it was given). With ``pool=`` the sandbox,
+    and any replacement, comes from :meth:`AsyncSandboxPool.acquire` instead of a cold
+    create; it is the session's like one it created.
 
     A sandbox the session created lives while it is used: each call moves its deadline
     to ``idle_timeout`` seconds ahead (``None``: the config's fixed ``timeout``), never
@@ -59,7 +64,18 @@ class SandboxSession:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
         backend: Backend | None = None,
+        pool: SandboxPool | AsyncSandboxPool | None = None,
     ) -> None:
+        if pool is not None:
+            given = {"sandbox": sandbox, "config": config, "backend": backend}
+            clash = [arg for arg, value in given.items() if value is not None]
+            if clash:
+                raise InvalidArgumentError(
+                    f"pass {clash[0]}= or pool=, not both: the pool's sandboxes run with the "
+                    "pool's config and backend (give those to SandboxPool instead)"
+                )
+            if isinstance(pool, SandboxPool):
+                pool = pool.async_pool
         for name, value in (("idle_timeout", idle_timeout), ("max_lifetime", max_lifetime)):
             if value is not None and value <= 0:
                 raise InvalidArgumentError(f"{name} must be > 0 seconds or None")
@@ -67,9 +83,16 @@ class SandboxSession:
             sandbox = sandbox.async_sandbox
         self._sandbox: AsyncSandbox | None = sandbox
         self._owned = sandbox is None
-        self._config = config or SandboxConfig()
+        self._pool = pool
+        self._config = pool.config if pool is not None else config or SandboxConfig()
         # The background loop starts on first use, not when a toolkit is merely built.
-        self._bridge = LoopBridge(sandbox.loop if sandbox is not None else background_loop)
+        self._bridge = LoopBridge(
+            sandbox.loop
+            if sandbox is not None
+            else _pool_loop(pool)
+            if pool is not None
+            else background_loop
+        )
         self._lock: asyncio.Lock | None = None
         self._notice: str | None = None
         self._closed = False
@@ -176,6 +199,8 @@ class SandboxSession:
     )
     async def _create(self, lifetime: float) -> AsyncSandbox:
         # Creating a sandbox is safe to repeat: a failed attempt leaves nothing behind.
+        if self._pool is not None:
+            return await self._pool.acquire(timeout=lifetime)
         return await AsyncSandbox.create(
             self._config.image,
             lifetime,
@@ -203,3 +228,21 @@ class SandboxSession:
     def close(self) -> None:
         """Blocking :meth:`aclose`."""
         self.call_sync(self.aclose())
+
+
+def _pool_loop(pool: AsyncSandboxPool) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The loop of ``pool``'s sandboxes: its own once started, else the loop that uses
+    it first (an async pool binds to the loop it is started on)."""
+
+    def loop() -> asyncio.AbstractEventLoop:
+        if pool.loop is not None:
+            return pool.loop
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:
+            raise InvalidArgumentError(
+                "this AsyncSandboxPool has not been started; start it on its event loop "
+                "first (async with / await pool.start()), or use SandboxPool from sync code"
+            ) from None
+
+    return loop
