@@ -172,7 +172,7 @@ class AsyncSandbox:
         backend = backend or default_backend()
         image_name = cfg.image or DEFAULT_IMAGE
         sandbox_id = secrets.token_hex(6)
-        container_id = await asyncio.to_thread(backend.create, sandbox_id, cfg, image_name)
+        container_id = await _created(backend, sandbox_id, cfg, image_name)
         handshake: asyncio.Future[Message] | None = None
         try:
             conn = AgentConnection(await backend.open_transport(container_id), sandbox_id)
@@ -486,6 +486,27 @@ _TIMEOUT_MESSAGES = {
         "Pass a larger timeout= to run_code() if it needs more time"
     ),
 }
+
+
+_CLEANUPS: set[asyncio.Future[bool]] = set()
+
+
+async def _created(backend: Backend, sandbox_id: str, cfg: SandboxConfig, image: str) -> str:
+    """``backend.create`` in a thread; cancelled meanwhile, what it makes is removed
+    (the thread cannot be stopped, so the container would otherwise be left behind)."""
+    creating = asyncio.ensure_future(asyncio.to_thread(backend.create, sandbox_id, cfg, image))
+    try:
+        return await asyncio.shield(creating)
+    except asyncio.CancelledError:
+
+        def remove(task: asyncio.Future[str]) -> None:
+            if not task.cancelled() and task.exception() is None:
+                cleanup = asyncio.ensure_future(asyncio.to_thread(backend.kill, task.result()))
+                _CLEANUPS.add(cleanup)  # the loop keeps only weak references to tasks
+                cleanup.add_done_callback(_CLEANUPS.discard)
+
+        creating.add_done_callback(remove)
+        raise
 
 
 def _one_line(exc: ValueError) -> str:
