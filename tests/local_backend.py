@@ -234,6 +234,12 @@ class LocalBackend:
             LABEL_METADATA: json.dumps(box.config.metadata, sort_keys=True),
         }
 
+    def __enter__(self) -> LocalBackend:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Kill every sandbox left and remove the scratch directory."""
         for container_id in list(self._sandboxes):

@@ -21,11 +21,8 @@ from e2b_tools.cli import _admin, _sandboxes, _shell, main
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LocalBackend]:
-    local = LocalBackend()
-    try:
+    with LocalBackend() as local:
         yield local
-    finally:
-        local.close()
 
 
 @pytest.fixture

@@ -27,11 +27,8 @@ from e2b_tools.tools import Toolkit
 
 @pytest.fixture(scope="module")
 def backend() -> Iterator[LocalBackend]:
-    local = LocalBackend()
-    try:
+    with LocalBackend() as local:
         yield local
-    finally:
-        local.close()
 
 
 @pytest.fixture

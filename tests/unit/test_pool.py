@@ -27,11 +27,8 @@ from e2b_tools.tools import Toolkit
 
 @pytest.fixture
 def backend() -> Iterator[LocalBackend]:
-    local = LocalBackend()
-    try:
+    with LocalBackend() as local:
         yield local
-    finally:
-        local.close()
 
 
 def _live_ids(backend: LocalBackend) -> set[str]:
