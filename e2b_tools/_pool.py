@@ -39,6 +39,8 @@ POOL_LABEL = "e2b-tools.pool"
 """Metadata key every pooled sandbox carries, with its pool's id as the value."""
 DEFAULT_POOLED_TTL = 600.0
 """Deadline, in seconds, of a sandbox waiting in a pool (moved forward while it waits)."""
+REFILL_DELAY = 0.2
+"""Seconds between handing a sandbox out and starting the one that replaces it."""
 
 _MIN_LEFT = 5.0  # a pooled sandbox this close to its deadline (or ttl/4) is not handed out
 _WARM_TIMEOUT = 60.0
@@ -155,7 +157,7 @@ class AsyncSandboxPool:
         self._ready: collections.deque[_Entry] = collections.deque()
         self._creating: set[asyncio.Task[None]] = set()
         self._refreshing: set[asyncio.Task[None]] = set()
-        self._killing: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()
         self._acquiring: set[asyncio.Task[Any]] = set()
         self._orphans: set[asyncio.Task[AsyncSandbox]] = set()
         self._maintainer: asyncio.Task[None] | None = None
@@ -291,8 +293,8 @@ class AsyncSandboxPool:
             await asyncio.wait(others)
         ready, self._ready = list(self._ready), collections.deque()
         await asyncio.gather(*(_quiet_kill(e.sbx) for e in ready))
-        while self._orphans or self._killing:
-            await asyncio.wait({*self._orphans, *self._killing})
+        while self._orphans or self._background:
+            await asyncio.wait({*self._orphans, *self._background})
 
     async def __aenter__(self) -> AsyncSandboxPool:
         return await self.start()
@@ -319,10 +321,14 @@ class AsyncSandboxPool:
             await self.start()
             while self._ready:
                 entry = self._ready.popleft()
-                self._poke()
                 if await self._take(entry, lifetime):
                     self._counts["handed_out"] += 1
+                    # The replacement waits a moment: starting a container takes the
+                    # engine and the cores for a while, and the caller's first calls
+                    # come now.
+                    asyncio.get_running_loop().call_later(REFILL_DELAY, self._poke)
                     return entry.sbx
+                self._poke()
             self._counts["cold"] += 1
             return await self._create(self._config.model_copy(update={"timeout": lifetime}))
         finally:
@@ -334,10 +340,10 @@ class AsyncSandboxPool:
         sbx = entry.sbx
         ok = entry.deadline - time.time() >= self._min_left
         try:
-            # is_alive costs nothing on an open stream; set_timeout proves the agent answers.
+            # is_alive costs nothing on an open stream (the pool's refreshes show that the
+            # agent answers). The new deadline goes out without waiting for its answer:
+            # the caller's first call follows it on the same stream.
             ok = ok and await sbx.is_alive()
-            if ok:
-                await sbx.set_timeout(lifetime)
         except SandboxError:
             ok = False
         except BaseException:
@@ -347,6 +353,7 @@ class AsyncSandboxPool:
             self._counts["discarded"] += 1
             self._kill_later(sbx)
             return False
+        self._in_background(sbx.set_timeout(lifetime), f"moving the deadline of {sbx.sandbox_id}")
         # What the caller sees is what the sandbox now has: the config's lifetime.
         sbx._config = sbx.config.model_copy(update={"timeout": lifetime})
         return True
@@ -400,9 +407,19 @@ class AsyncSandboxPool:
             self._wake.set()
 
     def _kill_later(self, sbx: AsyncSandbox) -> None:
-        task = asyncio.get_running_loop().create_task(_quiet_kill(sbx))
-        self._killing.add(task)
-        task.add_done_callback(self._killing.discard)
+        self._in_background(_quiet_kill(sbx), f"killing {sbx.sandbox_id}")
+
+    def _in_background(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        """Run ``coro`` as a task :meth:`aclose` waits for; its failure is logged."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._background.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("%s failed: %s", what, task.exception())
+
+        task.add_done_callback(done)
 
     async def _maintain(self) -> None:
         """Refill and refresh until closed: one loop, woken by acquires and results."""
