@@ -106,8 +106,19 @@ class Timers:
         return seq
 
     def cancel(self, seq: Optional[int]) -> None:
-        if seq is not None:
-            self._cancelled.add(seq)
+        if seq is None:
+            return
+        self._cancelled.add(seq)
+        # Every call sets a timeout timer and cancels it when done; cancelled timers far
+        # in the future would otherwise pile up (one per call for the whole timeout).
+        if len(self._cancelled) > 64 and 2 * len(self._cancelled) > len(self._heap):
+            self._heap = [t for t in self._heap if t[1] not in self._cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled.clear()
+
+    def __len__(self) -> int:
+        """Timers held, cancelled ones not yet dropped included."""
+        return len(self._heap)
 
     def next_delay(self) -> Optional[float]:
         while self._heap and self._heap[0][1] in self._cancelled:

@@ -162,3 +162,18 @@ def test_file_errors_carry_kind_errno_and_path() -> None:
     assert isinstance(missing, FileNotFoundError) and missing.path == "nope"
     assert issubclass(e2b_tools.EngineUnavailableError, e2b_tools.EngineError)
     assert issubclass(e2b_tools.UnknownToolError, KeyError)
+
+
+def test_cancelled_timers_do_not_pile_up() -> None:
+    from e2b_tools.agent.plumbing import Timers
+
+    timers = Timers()
+    fired: list[int] = []
+    keep = timers.add(0.0, lambda: fired.append(1))
+    for _ in range(10_000):  # one timeout timer per call, cancelled when it ends
+        timers.cancel(timers.add(300.0, lambda: fired.append(2)))
+    assert len(timers) < 200
+    timers.cancel(keep + 10**9)  # cancelling one that is gone is harmless
+    timers.run_due()
+    assert fired == [1]
+    assert timers.next_delay() is None or timers.next_delay() > 0
