@@ -6,6 +6,9 @@ Prints:
         (--acquisitions in a row, each sandbox killed before the next acquire; when
         the pool is empty the bench waits for one refill first and says how often
         and how long it waited, outside the timings)
+  pool  the same from a full pool with the engine quiet before each acquire (the pool
+        refilled and the last kill cleaned up, not timed): what one agent that asks
+        for a sandbox now and then sees (--settled acquisitions)
   burst --burst concurrent acquire() -> first run_code("1") from a full pool of
         --size: p50/p95/max, failures, cold fallbacks
   memory per idle pooled sandbox: RSS and PSS of the container's processes (agent,
@@ -86,6 +89,20 @@ async def _sequential(size: int, n: int) -> tuple[list[float], int, float, int]:
             await sbx.kill()
         cold = pool.stats().cold_fallbacks
     return samples, waits, waited, cold
+
+
+async def _settled(size: int, n: int) -> list[float]:
+    """Acquire -> first result from a full pool on a quiet engine: before each acquire
+    the pool is refilled and the engine left alone for a moment (not timed)."""
+    samples: list[float] = []
+    async with AsyncSandboxPool(size) as pool:
+        for _ in range(n):
+            await pool.wait_ready()
+            await asyncio.sleep(0.3)  # the last kill's clean-up in the engine
+            took, sbx = await _first_result(pool)
+            samples.append(took)
+            await sbx.kill()
+    return samples
 
 
 async def _burst(size: int, n: int) -> tuple[list[float], list[float], int, int, float]:
@@ -172,12 +189,14 @@ async def _main(args: argparse.Namespace) -> None:
 
     cold = await _cold(args.cold)
     seq, waits, waited, seq_cold = await _sequential(args.size, args.acquisitions)
+    settled = await _settled(args.size, args.settled)
     warm, cold_burst, failures, burst_cold, wall = await _burst(args.size, args.burst)
     memory = await _memory(args.size, client)
 
     print(f"{'measure (ms)':<44}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}{'n':>6}")
     print(_row("cold  create -> first run_code('1')", _stats(cold)))
     print(_row(f"pool  acquire -> first run_code('1'), {args.size}", _stats(seq)))
+    print(_row("pool  the same, full pool, quiet engine", _stats(settled)))
     print(_row(f"burst {args.burst} acquires, pool {args.size}: all", _stats(warm + cold_burst)))
     print(_row("burst  of which from the pool", _stats(warm)))
     if cold_burst:
@@ -202,6 +221,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=8, help="sandboxes the pool keeps")
     parser.add_argument("--acquisitions", type=int, default=200, help="acquires in a row")
+    parser.add_argument(
+        "--settled", type=int, default=100, help="acquires from a full pool, engine quiet"
+    )
     parser.add_argument("--cold", type=int, default=30, help="cold creates to time")
     parser.add_argument("--burst", type=int, default=50, help="concurrent acquires")
     args = parser.parse_args()
