@@ -9,8 +9,8 @@ Example:
 """
 
 from ._bridge import LoopBridge, background_loop
-from ._channel import BoundedText, ErrorHandler, OutputHandler, ResultHandler
-from ._commands import AsyncCommandHandle, AsyncCommands
+from ._channel import BoundedText, ErrorHandler, MessageHandler, OutputHandler, ResultHandler
+from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
 from ._config import ALL_TRAFFIC, NetworkPolicy, SandboxConfig
 from ._exceptions import (
     CommandExitError,
@@ -18,23 +18,28 @@ from ._exceptions import (
     EngineError,
     EngineUnavailableError,
     FileErrorKind,
+    FileNotFoundException,
     ImageBuildError,
     ImageNotFoundError,
     InvalidArgumentError,
     InvalidArgumentException,
+    NotEnoughSpaceError,
+    NotEnoughSpaceException,
     NotFoundError,
     NotFoundException,
     ProtocolError,
+    ResourceNotFoundError,
     SandboxError,
     SandboxException,
     SandboxFileError,
     SandboxGoneError,
     SandboxNotFoundError,
+    SandboxNotFoundException,
     SandboxTimeoutError,
     TimeoutException,
     UnknownToolError,
 )
-from ._files import DEFAULT_READ_LIMIT, AsyncFiles
+from ._files import DEFAULT_READ_LIMIT, AsyncFiles, AsyncFileStreamReader
 from ._gc import agc, gc
 from ._models import (
     CommandResult,
@@ -45,16 +50,23 @@ from ._models import (
     FileType,
     Logs,
     NetworkDecision,
+    OutputMessage,
     ProcessInfo,
     Result,
     SandboxInfo,
+    SandboxMetrics,
+    SandboxQuery,
+    SandboxState,
     SavedOutput,
     SaveOutput,
+    WriteEntry,
+    WriteInfo,
 )
+from ._paginator import AsyncSandboxPaginator
 from ._pool import DEFAULT_POOLED_TTL, POOL_LABEL, AsyncSandboxPool, PoolStats
 from ._pool_sync import SandboxPool
 from ._sandbox import AsyncSandbox
-from ._sync import CommandHandle, Commands, Files, Sandbox
+from ._sync import CommandHandle, Commands, Files, FileStreamReader, Sandbox, SandboxPaginator
 from ._version import __version__
 
 __all__ = [
@@ -64,8 +76,10 @@ __all__ = [
     "POOL_LABEL",
     "AsyncCommandHandle",
     "AsyncCommands",
+    "AsyncFileStreamReader",
     "AsyncFiles",
     "AsyncSandbox",
+    "AsyncSandboxPaginator",
     "AsyncSandboxPool",
     "BoundedText",
     "CommandExitError",
@@ -81,6 +95,8 @@ __all__ = [
     "Execution",
     "ExecutionError",
     "FileErrorKind",
+    "FileNotFoundException",
+    "FileStreamReader",
     "FileType",
     "Files",
     "ImageBuildError",
@@ -89,14 +105,20 @@ __all__ = [
     "InvalidArgumentException",
     "Logs",
     "LoopBridge",
+    "MessageHandler",
     "NetworkDecision",
     "NetworkPolicy",
+    "NotEnoughSpaceError",
+    "NotEnoughSpaceException",
     "NotFoundError",
     "NotFoundException",
+    "OutputChunk",
     "OutputHandler",
+    "OutputMessage",
     "PoolStats",
     "ProcessInfo",
     "ProtocolError",
+    "ResourceNotFoundError",
     "Result",
     "ResultHandler",
     "Sandbox",
@@ -106,13 +128,21 @@ __all__ = [
     "SandboxFileError",
     "SandboxGoneError",
     "SandboxInfo",
+    "SandboxMetrics",
     "SandboxNotFoundError",
+    "SandboxNotFoundException",
+    "SandboxPaginator",
     "SandboxPool",
+    "SandboxQuery",
+    "SandboxState",
     "SandboxTimeoutError",
     "SaveOutput",
     "SavedOutput",
     "TimeoutException",
     "UnknownToolError",
+    "Username",
+    "WriteEntry",
+    "WriteInfo",
     "__version__",
     "agc",
     "background_loop",

@@ -14,13 +14,14 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast, overload
 
 from ._config import SandboxConfig
 from ._connection import AgentConnection, Call
 from ._exceptions import SandboxError, SandboxGoneError, SandboxTimeoutError, error_from_event
-from ._models import ExecutionError, Result, SavedOutput
+from ._models import ExecutionError, OutputMessage, Result, SavedOutput
 from .agent.protocol import DoneValue, ErrorEvent, Message
 from .backends import Backend
 
@@ -29,6 +30,10 @@ _CANCEL_TIMEOUT = 5.0
 
 OutputHandler = Callable[[str], "Awaitable[None] | None"]
 """Streaming callback: receives each chunk of output as it arrives (sync or async)."""
+MessageHandler = Callable[[OutputMessage], "Awaitable[None] | None"]
+"""Streaming callback of ``run_code`` (E2B's): receives each chunk as an
+:class:`OutputMessage`, a ``str`` that also has ``line``, ``timestamp`` and ``error``;
+an :data:`OutputHandler` fits too."""
 ResultHandler = Callable[[Result], "Awaitable[None] | None"]
 ErrorHandler = Callable[[ExecutionError], "Awaitable[None] | None"]
 
@@ -176,6 +181,12 @@ class Channel:
                 return self.conn
             if not self.killed:
                 info = await asyncio.to_thread(self.backend.inspect, self.container_id)
+                if info is not None and info["State"].get("Paused"):
+                    raise SandboxError(
+                        "the sandbox is paused; sbx.connect() or Sandbox.connect(sandbox_id) "
+                        "resumes it",
+                        sandbox_id=self.sandbox_id,
+                    )
                 if info is not None and info["State"].get("Running"):
                     # Nothing is in flight on a new stream, so re-attaching is safe.
                     self.conn = await self.open(self.backend, self.container_id, self.sandbox_id)
@@ -277,8 +288,8 @@ class Channel:
         timeout: float | None,
         *,
         stop_on_cancel: bool = True,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: MessageHandler | None = None,
+        on_stderr: MessageHandler | None = None,
         on_result: ResultHandler | None = None,
         on_error: ErrorHandler | None = None,
         on_started: Callable[[int], None] | None = None,
@@ -287,7 +298,8 @@ class Channel:
 
         Cancelling the wait (a cancelled task, ``asyncio.timeout``) stops the work in
         the sandbox too, so nothing keeps running unseen; with ``stop_on_cancel=False``
-        it goes on (a background command).
+        it goes on (a background command). Output callbacks get each chunk as an
+        :class:`OutputMessage` stamped on arrival.
         """
         out = Outcome(self.config.output_limit)
         call = await self.send(op, fields)
@@ -299,7 +311,8 @@ class Channel:
                     (out.stdout if kind == "stdout" else out.stderr).add(text)
                     handler = on_stdout if kind == "stdout" else on_stderr
                     if handler:
-                        await maybe_await(handler(text))
+                        message = OutputMessage(text, time.time_ns(), kind == "stderr")
+                        await maybe_await(handler(message))
                 elif kind == "result":
                     result = Result.from_mime_bundle(
                         event.get("data") or {}, bool(event.get("is_main_result"))

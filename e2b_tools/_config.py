@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
+import pydantic
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .agent import netpolicy
@@ -230,3 +231,40 @@ class SandboxConfig(BaseModel):
                 "lower workspace_size / tmp_size"
             )
         return self
+
+
+def settings_error(exc: ValueError) -> str:
+    """A validation error as short text: pydantic's field paths and messages only."""
+    if not isinstance(exc, pydantic.ValidationError):
+        return str(exc)
+    parts = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
+def merge_config(
+    base: SandboxConfig,
+    image: str | None,
+    timeout: float,
+    envs: dict[str, str] | None,
+    cpu: float | None,
+    memory: str | int | None,
+    network: Network,
+    metadata: dict[str, str] | None,
+) -> SandboxConfig:
+    """``base`` with :meth:`Sandbox.create`'s arguments applied (and validated)."""
+    return SandboxConfig.model_validate(
+        {
+            **base.model_dump(),
+            "image": image if image is not None else base.image,
+            "timeout": timeout,
+            "envs": {**base.envs, **(envs or {})},
+            "cpu": cpu,
+            "memory": memory,
+            "network": network,
+            "metadata": {**base.metadata, **(metadata or {})},
+        }
+    )

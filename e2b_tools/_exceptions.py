@@ -8,7 +8,10 @@ attributes, so no caller has to parse a message::
     │   ├── EngineUnavailableError (ConnectionError)  no engine answers, or it hangs
     │   ├── ImageNotFoundError (LookupError)          the image is not built or pulled
     │   └── ImageBuildError                           building an image failed
-    ├── SandboxNotFoundError (LookupError)       connect() to an id that is not running
+    ├── ResourceNotFoundError                    a sandbox or a file that does not exist
+    │   ├── SandboxNotFoundError (LookupError)   connect() to an id that is not running
+    │   └── NotFoundError (FileNotFoundError)    a path in the sandbox (also a
+    │                                            SandboxFileError, below)
     ├── SandboxGoneError (ConnectionError)       the sandbox died, was killed or timed out
     ├── ProtocolError                            the agent's stream broke or made no sense
     ├── SandboxTimeoutError (TimeoutError)       a call ran past its timeout; .state_kept,
@@ -17,14 +20,23 @@ attributes, so no caller has to parse a message::
     │                                            result (.stdout, .stderr, .exit_code)
     ├── SandboxFileError (OSError)               a file operation failed; .kind, .errno,
     │   │                                        .path
-    │   └── NotFoundError (FileNotFoundError)    the path does not exist
+    │   ├── NotFoundError (FileNotFoundError)    the path does not exist
+    │   └── NotEnoughSpaceError                  the disk (the workspace tmpfs) is full
     └── InvalidArgumentError (ValueError)        bad input: fix the call and retry
         └── UnknownToolError (KeyError)          a tool name the toolkit does not have
 
 The agent's wire error names (``protocol.ERRORS``) are translated in one place,
-:func:`error_from_event`. E2B's names are kept as aliases (``SandboxException``,
-``TimeoutException``, ``CommandExitException``, ``NotFoundException``,
-``InvalidArgumentException``) so ``except`` clauses written for E2B keep working.
+:func:`error_from_event`. E2B's names are kept as aliases so ``except`` clauses written
+for E2B keep working::
+
+    SandboxException          = SandboxError
+    TimeoutException          = SandboxTimeoutError
+    CommandExitException      = CommandExitError
+    NotFoundException         = ResourceNotFoundError  (catches both below, as in E2B)
+    SandboxNotFoundException  = SandboxNotFoundError
+    FileNotFoundException     = NotFoundError
+    NotEnoughSpaceException   = NotEnoughSpaceError
+    InvalidArgumentException  = InvalidArgumentError
 """
 
 from __future__ import annotations
@@ -81,7 +93,11 @@ class ImageBuildError(EngineError):
     """Building a sandbox image failed; the message says which step and why."""
 
 
-class SandboxNotFoundError(SandboxError, LookupError):
+class ResourceNotFoundError(SandboxError):
+    """A sandbox or a file does not exist (E2B's ``NotFoundException``)."""
+
+
+class SandboxNotFoundError(ResourceNotFoundError, LookupError):
     """No running sandbox has the given id."""
 
 
@@ -171,7 +187,7 @@ class SandboxFileError(SandboxError, OSError):
         self.filename = path
 
 
-class NotFoundError(SandboxFileError, FileNotFoundError):
+class NotFoundError(SandboxFileError, ResourceNotFoundError, FileNotFoundError):
     """A file or directory in the sandbox does not exist."""
 
     def __init__(
@@ -183,6 +199,20 @@ class NotFoundError(SandboxFileError, FileNotFoundError):
         path: str | None = None,
     ) -> None:
         super().__init__(message, sandbox_id=sandbox_id, kind="not_found", errno=errno, path=path)
+
+
+class NotEnoughSpaceError(SandboxFileError):
+    """The sandbox's disk (the workspace tmpfs, sized to a share of ``memory``) is full."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        sandbox_id: str | None = None,
+        errno: int | None = _errno.ENOSPC,
+        path: str | None = None,
+    ) -> None:
+        super().__init__(message, sandbox_id=sandbox_id, kind="no_space", errno=errno, path=path)
 
 
 class InvalidArgumentError(SandboxError, ValueError):
@@ -250,6 +280,8 @@ def error_from_event(
         message = _file_message(kind, name, value, path or where)
         if kind == "not_found":
             return NotFoundError(message, sandbox_id=sandbox_id, errno=number, path=where)
+        if kind == "no_space":
+            return NotEnoughSpaceError(message, sandbox_id=sandbox_id, errno=number, path=where)
         return SandboxFileError(message, sandbox_id=sandbox_id, kind=kind, errno=number, path=where)
     return SandboxError(f"{name}: {value}" + (f": {path}" if path else ""), sandbox_id=sandbox_id)
 
@@ -258,5 +290,8 @@ def error_from_event(
 SandboxException = SandboxError
 TimeoutException = SandboxTimeoutError
 CommandExitException = CommandExitError
-NotFoundException = NotFoundError
+NotFoundException = ResourceNotFoundError
+SandboxNotFoundException = SandboxNotFoundError
+FileNotFoundException = NotFoundError
+NotEnoughSpaceException = NotEnoughSpaceError
 InvalidArgumentException = InvalidArgumentError

@@ -9,11 +9,12 @@ replaced in one step when the last chunk lands.
 from __future__ import annotations
 
 import base64
+import builtins
 import datetime as dt
 import io
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
@@ -23,7 +24,7 @@ from ._exceptions import (
     ProtocolError,
     error_from_event,
 )
-from ._models import EntryInfo
+from ._models import EntryInfo, WriteEntry
 from .agent.files import FILE_CHUNK
 from .agent.protocol import Message
 
@@ -88,16 +89,32 @@ class AsyncFiles:
         length: int | None = None,
     ) -> bytes: ...
 
+    @overload
     async def read(
         self,
         path: str,
-        format: Literal["text", "bytes"] = "text",
+        format: Literal["stream"],
         *,
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
-    ) -> str | bytes:
+    ) -> AsyncFileStreamReader: ...
+
+    async def read(
+        self,
+        path: str,
+        format: Literal["text", "bytes", "stream"] = "text",
+        *,
+        max_size: int | None = DEFAULT_READ_LIMIT,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> str | bytes | AsyncFileStreamReader:
         """Read a file (or ``length`` bytes of it from ``offset``) as text or bytes.
+
+        ``format="stream"`` (E2B's) returns at once with an iterator of ``bytes``
+        chunks (``async for``; a plain ``for`` in the blocking API) that holds one
+        chunk at a time, so ``max_size`` does not apply. Consume it or close it
+        promptly: past 32 MiB not taken, the sandbox's other calls wait for it.
 
         Args:
             path: A regular file; FIFOs, devices and sockets are refused.
@@ -115,8 +132,10 @@ class AsyncFiles:
         Example:
             >>> head = await sbx.files.read("big.log", length=4096)  # doctest: +SKIP
         """
+        if format == "stream":
+            return await self._stream(path, offset, length)
         if format not in ("text", "bytes"):
-            raise InvalidArgumentError("format must be 'text' or 'bytes'")
+            raise InvalidArgumentError("format must be 'text', 'bytes' or 'stream'")
         # BytesIO hands its buffer to getvalue() without a copy: one copy of the data.
         buf = io.BytesIO()
         await self._read_into(path, buf.write, max_size, offset, length)
@@ -132,6 +151,15 @@ class AsyncFiles:
                 "read it with format='bytes'",
                 sandbox_id=self._sbx.sandbox_id,
             ) from None
+
+    async def _stream(self, path: str, offset: int, length: int | None) -> AsyncFileStreamReader:
+        if offset < 0 or (length is not None and length < 0):
+            raise InvalidArgumentError("offset and length must be >= 0")
+        fields: dict[str, Any] = {"path": path, "offset": offset, "length": length}
+        call = await self._channel.send("read_file", fields)
+        stream = AsyncFileStreamReader(self._channel.events(call, None), self._sbx.sandbox_id, path)
+        await stream._start()  # a missing file raises here, not at the first chunk
+        return stream
 
     async def _read_into(
         self,
@@ -207,8 +235,9 @@ class AsyncFiles:
             current, first = following, False
         return _entry(value)
 
-    async def list(self, path: str = ".", depth: int = 1) -> list[EntryInfo]:
-        """Entries of a directory, recursing ``depth`` levels."""
+    async def list(self, path: str = ".", depth: int | None = 1) -> list[EntryInfo]:
+        """Entries of a directory, recursing ``depth`` levels (``None``: 1, as in E2B)."""
+        depth = 1 if depth is None else depth
         if depth < 1:
             raise InvalidArgumentError("depth must be >= 1")
         value = await self._channel.request(
@@ -231,8 +260,34 @@ class AsyncFiles:
         return _entry(value["entry"])
 
     async def remove(self, path: str) -> None:
-        """Delete a file, or a directory with everything in it."""
+        """Delete a file, or a directory with everything in it; a missing path is not
+        an error (as in E2B)."""
         await self._channel.request("remove", {"path": path}, _FILE_TIMEOUT, path)
+
+    async def rename(self, old_path: str, new_path: str) -> EntryInfo:
+        """Rename (move) a file or directory, creating the new path's parents.
+
+        Raises:
+            NotFoundError: ``old_path`` does not exist.
+        """
+        value = await self._channel.request(
+            "rename", {"path": old_path, "new_path": new_path}, _FILE_TIMEOUT, old_path
+        )
+        return _entry(value)
+
+    async def write_files(self, files: builtins.list[WriteEntry]) -> builtins.list[EntryInfo]:
+        """Write several files (E2B's ``write_files``), one after the other, as
+        :meth:`write` does; returns their entries (each a ``WriteInfo``) in order.
+
+        Example:
+            >>> await sbx.files.write_files(  # doctest: +SKIP
+            ...     [WriteEntry(path="a.txt", data="A"), WriteEntry(path="b.bin", data=b"B")]
+            ... )
+        """
+        for item in files:
+            if not isinstance(item, dict) or "path" not in item or "data" not in item:
+                raise InvalidArgumentError("each file must be a WriteEntry(path=..., data=...)")
+        return [await self.write(item["path"], item["data"]) for item in files]
 
     async def make_dir(self, path: str) -> bool:
         """Create a directory and its parents; False if it already existed."""
@@ -259,6 +314,67 @@ class AsyncFiles:
         with open(target, "wb") as f:
             await self._read_into(path, f.write, max_size)
         return target
+
+
+class AsyncFileStreamReader:
+    """A file read with ``format="stream"``: an async iterator of ``bytes`` chunks.
+
+    Use it with ``async with`` (or call :meth:`aclose`) when you may stop early, so
+    the rest of the file is not sent.
+    """
+
+    def __init__(
+        self, events: AsyncIterator[dict[str, Any]], sandbox_id: str | None, path: str
+    ) -> None:
+        self._events = events
+        self._sandbox_id = sandbox_id
+        self._path = path
+        self._first: bytes | None = None
+        self._done = False
+
+    async def _start(self) -> None:
+        self._first = await self._next()
+
+    async def _next(self) -> bytes | None:
+        """The next chunk; None at the end."""
+        if self._done:
+            return None
+        try:
+            async for event in self._events:
+                if event["type"] == "data":
+                    return base64.b64decode(event["data"])
+                if event["type"] == "error":
+                    raise error_from_event(event, self._sandbox_id, self._path)
+        except BaseException:
+            await self.aclose()
+            raise
+        self._done = True
+        return None
+
+    def __aiter__(self) -> AsyncFileStreamReader:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk, self._first = self._first, None
+        if chunk is None:
+            chunk = await self._next()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop reading; the rest of the file is dropped (safe to call twice)."""
+        self._done = True
+        self._first = None
+        close = getattr(self._events, "aclose", None)
+        if close is not None:
+            await close()
+
+    async def __aenter__(self) -> AsyncFileStreamReader:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
 
 def _entry(value: dict[str, Any]) -> EntryInfo:

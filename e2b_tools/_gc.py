@@ -32,7 +32,8 @@ async def agc(
 
     Orphans are labelled containers that are not running (created but never started,
     or exited without being removed) and running ones past their deadline whose agent
-    does not answer or agrees the deadline passed. ``all_sandboxes=True`` removes every
+    does not answer or agrees the deadline passed. Paused sandboxes are kept (their
+    timeout clock is stopped while paused). ``all_sandboxes=True`` removes every
     labelled container, running or not. Then the networks of sandboxes that are gone
     are removed, and the egress proxy once no sandbox needs it. ``dry_run=True``
     removes nothing and returns the ids that would be removed.
@@ -42,8 +43,11 @@ async def agc(
     for summary in await asyncio.to_thread(backend.list_containers, True):
         labels = summary.get("Labels") or {}
         sandbox_id = labels.get(LABEL_SANDBOX, "")
-        doomed = all_sandboxes or summary.get("State") != "running"
-        if not doomed:
+        state = summary.get("State")
+        # A paused sandbox's deadline clock is stopped (its agent holds how much time is
+        # left, and cannot answer while frozen): it is kept until resumed or killed.
+        doomed = all_sandboxes or state not in ("running", "paused")
+        if not doomed and state == "running":
             end_at = float(labels.get(LABEL_END_AT) or "inf")
             if end_at < time.time():
                 # set_timeout() may have moved the deadline: ask the agent.

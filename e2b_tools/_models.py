@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json as _json
 from enum import Enum
-from typing import Any
+from typing import IO, Any, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,14 +21,25 @@ _MIME_FIELDS = {
     "text/latex": "latex",
     "application/json": "json",
     "application/javascript": "javascript",
+    "e2b/data": "data",
+    "e2b/chart": "chart",
 }
+# Formats whose content is JSON data, not text.
+_DATA_FIELDS = frozenset({"json", "data", "chart"})
 
 
 class Result(BaseModel):
     """One output of executed code: a trailing expression's value or a displayed object.
 
     Each format is a field (``text``, ``html``, ``png`` as base64, ...); ``formats()``
-    lists those present.
+    lists those present. As in E2B, ``json`` is the JSON value itself (a dict), ``data``
+    a pandas DataFrame's columns (``{"column": [values...]}``), and ``result["html"]``
+    reads a field.
+
+    Example:
+        >>> r = Result.from_mime_bundle({"text/plain": "1", "application/json": "[1]"}, True)
+        >>> r.json, r.formats()
+        ([1], ['text', 'json'])
     """
 
     text: str | None = None
@@ -46,28 +58,49 @@ class Result(BaseModel):
     """PDF document, base64-encoded."""
     latex: str | None = None
     """LaTeX representation."""
-    json_data: str | None = Field(default=None, alias="json")
-    """JSON representation, as a JSON string."""
+    json_data: Any = Field(default=None, alias="json")
+    """JSON representation, as JSON data (read it as ``result.json``, E2B's name)."""
     javascript: str | None = None
     """JavaScript representation."""
+    data: dict[str, Any] | None = None
+    """Table data of a pandas DataFrame, ``{column: [values...]}`` (E2B's ``data``)."""
+    chart: dict[str, Any] | None = None
+    """E2B's chart data. Always None here: charts come as ``png`` only (no chart
+    elements are extracted from matplotlib figures)."""
     is_main_result: bool = False
     """True for the value of the code's trailing expression."""
-    extra: dict[str, str] = Field(default_factory=dict)
+    extra: dict[str, Any] = Field(default_factory=dict)
     """Formats with no field of their own, by MIME type."""
 
     model_config = ConfigDict(populate_by_name=True)
+
+    @property
+    def json(self) -> Any:  # E2B's field name, over pydantic's deprecated method
+        """JSON representation as JSON data (``application/json``), E2B's ``json``."""
+        return self.json_data
 
     @classmethod
     def from_mime_bundle(cls, data: dict[str, Any], is_main_result: bool) -> Result:
         """Build a result from a ``{mime_type: content}`` bundle sent by the agent."""
         fields: dict[str, Any] = {"is_main_result": is_main_result}
-        extra: dict[str, str] = {}
+        extra: dict[str, Any] = {}
         for mime, content in data.items():
             name = _MIME_FIELDS.get(mime)
             if name is None:
-                extra[mime] = str(content)
-            else:
+                extra[mime] = content
+            elif name not in _DATA_FIELDS:
                 fields[name] = str(content)
+            elif isinstance(content, str):
+                try:  # JSON sent as text (the JavaScript kernel does)
+                    fields["json_data" if name == "json" else name] = _json.loads(content)
+                except ValueError:
+                    extra[mime] = content
+            else:
+                fields["json_data" if name == "json" else name] = content
+        if not isinstance(fields.get("data", {}), dict):
+            extra["e2b/data"] = fields.pop("data")
+        if not isinstance(fields.get("chart", {}), dict):
+            extra["e2b/chart"] = fields.pop("chart")
         return cls(**fields, extra=extra)
 
     def formats(self) -> list[str]:
@@ -75,9 +108,14 @@ class Result(BaseModel):
         found = [name for name in _MIME_FIELDS.values() if self._get(name) is not None]
         return found + list(self.extra)
 
-    def _get(self, name: str) -> str | None:
-        value: str | None = self.json_data if name == "json" else getattr(self, name)
-        return value
+    def _get(self, name: str) -> Any:
+        return self.json_data if name == "json" else getattr(self, name)
+
+    def __getitem__(self, item: str) -> Any:
+        """A field by name (E2B's ``result["png"]``); an extra format by MIME type."""
+        if item in self.extra:
+            return self.extra[item]
+        return self._get(item)
 
     def png_bytes(self) -> bytes | None:
         """The PNG image decoded, if there is one."""
@@ -87,6 +125,38 @@ class Result(BaseModel):
         return self.text or ""
 
 
+class OutputMessage(str):
+    """One chunk of output of ``run_code``, as E2B's streaming callbacks receive it.
+
+    It is the text itself (a ``str``), so callbacks written for plain text keep working.
+
+    Example:
+        >>> m = OutputMessage("hi\\n", 1_700_000_000_000_000_000)
+        >>> m.line, m.error, m == "hi\\n"
+        ('hi\\n', False, True)
+    """
+
+    line: str
+    """The text of the chunk."""
+    timestamp: int
+    """When it arrived, in nanoseconds since the Unix epoch."""
+    error: bool
+    """True for standard error."""
+
+    def __new__(cls, line: str, timestamp: int = 0, error: bool = False) -> OutputMessage:
+        self = super().__new__(cls, line)
+        self.line = str(line)
+        self.timestamp = timestamp
+        self.error = error
+        return self
+
+    def __getnewargs__(self) -> tuple[str, int, bool]:  # type: ignore[override]
+        return (self.line, self.timestamp, self.error)
+
+    def __repr__(self) -> str:
+        return f"OutputMessage(line={self.line!r}, timestamp={self.timestamp}, error={self.error})"
+
+
 class Logs(BaseModel):
     """What executed code printed, as chunks in arrival order."""
 
@@ -94,6 +164,10 @@ class Logs(BaseModel):
     """Chunks written to standard output."""
     stderr: list[str] = Field(default_factory=list)
     """Chunks written to standard error."""
+
+    def to_json(self) -> str:
+        """E2B's JSON text of the logs: ``{"stdout": [...], "stderr": [...]}``."""
+        return _json.dumps({"stdout": self.stdout, "stderr": self.stderr})
 
 
 class ExecutionError(BaseModel):
@@ -105,6 +179,10 @@ class ExecutionError(BaseModel):
     """Exception message."""
     traceback: str = ""
     """Formatted traceback of the user's frames."""
+
+    def to_json(self) -> str:
+        """E2B's JSON text of the error: ``{"name": ..., "value": ..., "traceback": ...}``."""
+        return _json.dumps({"name": self.name, "value": self.value, "traceback": self.traceback})
 
 
 class SaveOutput(BaseModel):
@@ -166,6 +244,26 @@ class Execution(BaseModel):
                 return result.text
         return None
 
+    def to_json(self) -> str:
+        """E2B's JSON text of the execution.
+
+        Shaped exactly as E2B's: ``results`` holds each result's formats by name (and
+        ``text``), while ``logs`` and ``error`` hold the JSON *texts* of
+        :meth:`Logs.to_json` and :meth:`ExecutionError.to_json` (``error`` is null
+        when there was none).
+        """
+        results = [
+            {**{name: result[name] for name in result.formats()}, "text": result.text}
+            for result in self.results
+        ]
+        return _json.dumps(
+            {
+                "results": results,
+                "logs": self.logs.to_json(),
+                "error": self.error.to_json() if self.error else None,
+            }
+        )
+
 
 class Context(BaseModel):
     """A code context: its own process, variables and working directory."""
@@ -220,15 +318,32 @@ class FileType(str, Enum):
     SYMLINK = "symlink"
 
 
-class EntryInfo(BaseModel):
-    """A file or directory in the sandbox."""
+class WriteInfo(BaseModel):
+    """A file as a write reports it (E2B's ``WriteInfo``; :class:`EntryInfo` says more)."""
 
     name: str
     """Base name."""
     path: str
     """Absolute path inside the sandbox."""
+    type: FileType | None
+    """File, directory or (dangling) symlink; a symlink says what it points to."""
+    metadata: dict[str, str] | None = None
+    """E2B's user-defined file metadata; always ``None`` here (not supported)."""
+
+
+class WriteEntry(TypedDict):
+    """One file for :meth:`AsyncFiles.write_files`: its path and its data."""
+
+    path: str
+    data: str | bytes | IO[bytes] | IO[str]
+
+
+class EntryInfo(WriteInfo):
+    """A file or directory in the sandbox."""
+
     type: FileType
-    """File, directory or (dangling) symlink; symlinks to directories say ``dir``."""
+    """File, directory or (dangling) symlink; a symlink says what it points to (its
+    own type only when that does not exist), and ``symlink_target`` where."""
     size: int
     """Size in bytes."""
     mode: int
@@ -239,14 +354,28 @@ class EntryInfo(BaseModel):
     """Owner's user id."""
     gid: int
     """Owner's group id."""
+    owner: str = ""
+    """Owner's user name (the id as text when it has no name)."""
+    group: str = ""
+    """Owner's group name (the id as text when it has no name)."""
     modified_time: dt.datetime
     """Last modification time (UTC)."""
     symlink_target: str | None = None
-    """Where the entry points if it is a symlink."""
+    """Absolute, resolved path the entry points to if it is a symlink."""
+
+
+class SandboxState(str, Enum):
+    """A sandbox's state, as E2B names it (``SandboxInfo.state`` compares equal to it)."""
+
+    RUNNING = "running"
+    PAUSED = "paused"
+
+    def __str__(self) -> str:
+        return str(self.value)
 
 
 class SandboxInfo(BaseModel):
-    """A running sandbox as :meth:`Sandbox.list` reports it."""
+    """A sandbox as :meth:`Sandbox.list` and :meth:`Sandbox.get_info` report it."""
 
     sandbox_id: str
     """Id to pass to ``connect``."""
@@ -259,9 +388,51 @@ class SandboxInfo(BaseModel):
     started_at: dt.datetime | None = None
     """When the container was created."""
     end_at: dt.datetime | None = None
-    """Deadline given at create (``set_timeout`` later moves the real one)."""
+    """Deadline given at create (``set_timeout`` and a pause later move the real one;
+    ``get_info()`` of a running sandbox asks its agent)."""
     state: str = "running"
-    """Container state as the engine reports it."""
+    """Container state as the engine reports it: ``"running"`` and ``"paused"`` (equal
+    to :class:`SandboxState` members), or another engine state such as ``"exited"``."""
+    template_id: str = ""
+    """E2B's template id: here the image reference the sandbox was created from (pass
+    it as ``create(template=...)`` for another such sandbox)."""
+    name: str | None = None
+    """E2B's template name (its alias): here the image's name without tag or digest."""
+
+
+class SandboxQuery(BaseModel):
+    """Filters for :meth:`Sandbox.list` (E2B's ``SandboxQuery``)."""
+
+    metadata: dict[str, str] | None = None
+    """Only sandboxes whose metadata contains all these pairs."""
+    state: list[SandboxState] | None = None
+    """Only sandboxes in these states (default: running and paused)."""
+    started_after: dt.datetime | None = None
+    """Only sandboxes started at or after this time (naive: local time)."""
+    template: str | None = None
+    """Only sandboxes of this template (image reference or name)."""
+
+
+class SandboxMetrics(BaseModel):
+    """One sample of a sandbox's resource use (E2B's ``SandboxMetrics``), from the
+    engine's container stats."""
+
+    cpu_count: int
+    """CPUs the sandbox may use (its ``cpu`` limit rounded up, else the host's)."""
+    cpu_used_pct: float
+    """CPU use in percent of ``cpu_count`` CPUs."""
+    mem_used: int
+    """Memory used in bytes (without the page cache)."""
+    mem_total: int
+    """Memory limit in bytes (the host's memory when unlimited)."""
+    mem_cache: int = 0
+    """Page cache in bytes."""
+    disk_used: int = 0
+    """Bytes used in the writable workspace (tmpfs, counted in memory)."""
+    disk_total: int = 0
+    """Size of the workspace in bytes."""
+    timestamp: dt.datetime
+    """When the engine took the sample (UTC)."""
 
 
 class NetworkDecision(BaseModel):

@@ -6,31 +6,30 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import datetime as dt
 import json
 import secrets
 import time
+import warnings
+from datetime import datetime  # by name: scripts/gen_sync.py copies the annotations
 from typing import Any
-
-import pydantic
 
 from ._channel import (
     HANDSHAKE_TIMEOUT,
     Channel,
-    ErrorHandler,
-    OutputHandler,
-    ResultHandler,
-    execution_error,
 )
-from ._commands import HOST_GRACE, AsyncCommands
+from ._code import CodeMethods
+from ._commands import AsyncCommands
 from ._config import (
-    DEFAULT_CODE_TIMEOUT,
     DEFAULT_TIMEOUT,
     Network,
     NetworkPolicy,
     SandboxConfig,
+    merge_config,
     proxied_policy,
     resolve_network,
+    settings_error,
 )
 from ._connection import AgentConnection
 from ._exceptions import (
@@ -38,17 +37,25 @@ from ._exceptions import (
     ProtocolError,
     SandboxError,
     SandboxGoneError,
-    SandboxTimeoutError,
+    SandboxNotFoundError,
 )
 from ._files import AsyncFiles
-from ._models import Context, Execution, NetworkDecision, SandboxInfo, SaveOutput
-from .agent import languages as _languages
+from ._inspect import info_from_inspect, metrics
+from ._models import (
+    NetworkDecision,
+    SandboxInfo,
+    SandboxMetrics,
+    SandboxQuery,
+    SandboxState,
+)
+from ._paginator import AsyncSandboxPaginator
+from ._variant import class_method_variant
 from .agent.protocol import Message
 from .backends import Backend
 from .backends.docker import LABEL_CONFIG, LABEL_METADATA, default_backend
 
 
-class AsyncSandbox:
+class AsyncSandbox(CodeMethods):
     """A running sandbox: an isolated container with a long-lived agent inside.
 
     Create one with :meth:`create` (or re-attach with :meth:`connect`), use it, and
@@ -130,6 +137,7 @@ class AsyncSandbox:
         network: Network | dict[str, builtins.list[str]] = "none",
         metadata: dict[str, str] | None = None,
         *,
+        template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
@@ -149,6 +157,7 @@ class AsyncSandbox:
                 ``"full"`` (the public internet through the proxy; host, private and
                 metadata addresses stay blocked). See ``docs/network.md``.
             metadata: Labels returned by :meth:`list`.
+            template: E2B's name for ``image`` (give one of the two, or both the same).
             allow_internet_access: E2B's switch: ``True`` turns the default ``"none"``
                 into ``"full"``; ``False`` means no network (with a policy: adds
                 :data:`ALL_TRAFFIC` to its ``deny_out``).
@@ -161,14 +170,21 @@ class AsyncSandbox:
         """
         from .images.names import DEFAULT_IMAGE
 
+        if template is not None:
+            if image is not None and image != template:
+                raise InvalidArgumentError(
+                    f"image={image!r} and template={template!r} differ; template is E2B's "
+                    "name for image: pass one of them"
+                )
+            image = template
         base = config or SandboxConfig()
         try:
             if network == "none" and config is not None:
                 network = config.network
             net = resolve_network(network, allow_internet_access)
-            cfg = _merge_config(base, image, timeout, envs, cpu, memory, net, metadata)
+            cfg = merge_config(base, image, timeout, envs, cpu, memory, net, metadata)
         except ValueError as exc:
-            raise InvalidArgumentError(f"invalid sandbox settings: {_one_line(exc)}") from None
+            raise InvalidArgumentError(f"invalid sandbox settings: {settings_error(exc)}") from None
         backend = backend or default_backend()
         image_name = cfg.image or DEFAULT_IMAGE
         sandbox_id = secrets.token_hex(6)
@@ -195,14 +211,119 @@ class AsyncSandbox:
         )
 
     @classmethod
-    async def connect(cls, sandbox_id: str, *, backend: Backend | None = None) -> AsyncSandbox:
-        """Attach to a running sandbox by id (from this or another process).
+    async def beta_create(
+        cls,
+        image: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        cpu: float | None = 1.0,
+        memory: str | int | None = "1g",
+        network: Network | dict[str, builtins.list[str]] = "none",
+        metadata: dict[str, str] | None = None,
+        *,
+        auto_pause: bool = False,
+        template: str | None = None,
+        allow_internet_access: bool | None = None,
+        config: SandboxConfig | None = None,
+        backend: Backend | None = None,
+    ) -> AsyncSandbox:
+        """E2B's ``beta_create``: :meth:`create` with ``auto_pause``.
 
-        Raises:
-            SandboxNotFoundError: No running sandbox has this id.
+        ``auto_pause=True`` (pause at the timeout instead of removing the sandbox) is
+        not implemented yet: the sandbox is created as usual, removed at its timeout,
+        and a warning says so. Call :meth:`pause` yourself before the deadline.
         """
+        if auto_pause:
+            warnings.warn(
+                "auto_pause is not implemented yet: the sandbox is removed at its timeout; "
+                "call pause() before the deadline to keep it",
+                UserWarning,
+                stacklevel=2,
+            )
+        return await cls.create(
+            image,
+            timeout,
+            envs,
+            cpu,
+            memory,
+            network,
+            metadata,
+            template=template,
+            allow_internet_access=allow_internet_access,
+            config=config,
+            backend=backend,
+        )
+
+    @staticmethod
+    async def _cls_connect(
+        cls: type[AsyncSandbox],
+        sandbox_id: str,
+        timeout: float | None = None,
+        *,
+        backend: Backend | None = None,
+    ) -> AsyncSandbox:
         backend = backend or default_backend()
         info = await asyncio.to_thread(backend.find, sandbox_id)
+        resumed = bool(info["State"].get("Paused"))
+        if resumed:
+            await asyncio.to_thread(backend.unpause, info["Id"], sandbox_id)
+        sbx = await cls._attached(info, sandbox_id, backend)
+        await sbx._restart_clock(timeout, resumed)
+        return sbx
+
+    @class_method_variant(_cls_connect)
+    async def connect(self, timeout: float | None = None) -> AsyncSandbox:
+        """Attach to a sandbox by id (from this or another process), resuming it if paused.
+
+        ``AsyncSandbox.connect(sandbox_id, timeout=None)`` returns a new object;
+        ``await sbx.connect()`` resumes (or re-attaches) this one and returns it.
+        A resumed sandbox's deadline moves by the time it was paused.
+
+        Args:
+            sandbox_id: The sandbox's id (class form only).
+            timeout: Seconds from now the sandbox may live: a resumed sandbox gets
+                exactly this; a running one only if it is later than its deadline
+                (as in E2B). ``None``: keep the deadline.
+            backend: Docker backend to use (class form only).
+
+        Raises:
+            SandboxNotFoundError: No running or paused sandbox has this id.
+
+        Example:
+            >>> await sbx.pause()  # doctest: +SKIP
+            >>> sbx = await AsyncSandbox.connect(sbx.sandbox_id)  # doctest: +SKIP
+        """
+        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+        if info is None or not info["State"].get("Running"):
+            raise SandboxNotFoundError(
+                "the sandbox no longer runs (it was killed or reached its timeout)",
+                sandbox_id=self._sandbox_id,
+            )
+        resumed = bool(info["State"].get("Paused"))
+        if resumed:
+            await asyncio.to_thread(self._backend.unpause, self._container_id, self._sandbox_id)
+        await self._restart_clock(timeout, resumed)
+        return self
+
+    async def _restart_clock(self, timeout: float | None, resumed: bool) -> None:
+        """After a resume, start the agent's deadline clock again (moved by the time
+        paused); with ``timeout``, set the deadline as :meth:`connect` says."""
+        if timeout is not None and timeout <= 0:
+            raise InvalidArgumentError("timeout must be > 0 seconds or None")
+        fields: dict[str, Any] = {"pause": False}
+        if timeout is not None:
+            deadline = time.time() + timeout
+            current = (await self._channel.connection()).hello.get("deadline")
+            if resumed or current is None or deadline > float(current):
+                fields["deadline"] = deadline
+        if resumed or "deadline" in fields:
+            await self._channel.request("set_timeout", fields, 30.0)
+
+    @classmethod
+    async def _attached(
+        cls, info: dict[str, Any], sandbox_id: str, backend: Backend
+    ) -> AsyncSandbox:
+        """An object for the sandbox of inspect data ``info``, its agent attached."""
         conn = await Channel.open(backend, info["Id"], sandbox_id)
         labels = info["Config"].get("Labels") or {}
         try:
@@ -222,36 +343,144 @@ class AsyncSandbox:
         )
 
     @classmethod
-    async def list(
+    def list(
         cls,
-        metadata: dict[str, str] | None = None,
+        query: SandboxQuery | None = None,
+        limit: int | None = None,
+        next_token: str | None = None,
         *,
         backend: Backend | None = None,
-    ) -> list[SandboxInfo]:
-        """Running sandboxes, optionally only those whose metadata contains ``metadata``."""
-        backend = backend or default_backend()
-        summaries = await asyncio.to_thread(backend.list_containers)
-        infos = [backend.info_from_summary(s) for s in summaries]
-        if metadata:
-            infos = [i for i in infos if all(i.metadata.get(k) == v for k, v in metadata.items())]
-        return infos
+    ) -> AsyncSandboxPaginator:
+        """Sandboxes, running and paused, newest first, in pages (E2B v2's ``list``).
 
+        Args:
+            query: Filters: ``SandboxQuery(metadata={...}, state=[SandboxState.PAUSED],
+                template=..., started_after=...)``.
+            limit: Sandboxes per page (``None``: all in one page).
+            next_token: Go on from where an earlier paginator's ``next_token`` was.
+            backend: Docker backend to use.
+
+        Example:
+            >>> paginator = AsyncSandbox.list(SandboxQuery(metadata={"user": "ada"}))
+            >>> infos = await paginator.next_items()  # doctest: +SKIP
+        """
+        return AsyncSandboxPaginator(query, limit, next_token, backend=backend)
+
+    @staticmethod
+    async def _cls_kill(
+        cls: type[AsyncSandbox], sandbox_id: str, *, backend: Backend | None = None
+    ) -> bool:
+        backend = backend or default_backend()
+        try:
+            info = await asyncio.to_thread(backend.find, sandbox_id)
+        except SandboxNotFoundError:
+            return False
+        return await asyncio.to_thread(backend.kill, info["Id"])
+
+    @class_method_variant(_cls_kill)
     async def kill(self) -> bool:
-        """Stop and remove the sandbox; False if it was already gone. Idempotent."""
+        """Stop and remove the sandbox, paused or not; False if it was already gone.
+
+        ``AsyncSandbox.kill(sandbox_id)`` kills a sandbox by id. Idempotent.
+        """
         await self._channel.close()
         return await asyncio.to_thread(self._backend.kill, self._container_id)
+
+    @staticmethod
+    async def _cls_pause(
+        cls: type[AsyncSandbox],
+        sandbox_id: str,
+        keep_memory: bool = True,
+        *,
+        backend: Backend | None = None,
+    ) -> bool:
+        backend = backend or default_backend()
+        info = await asyncio.to_thread(backend.find, sandbox_id)
+        if info["State"].get("Paused"):
+            return False
+        sbx = await cls._attached(info, sandbox_id, backend)
+        return await sbx.pause(keep_memory)
+
+    @class_method_variant(_cls_pause)
+    async def pause(self, keep_memory: bool = True) -> bool:
+        """Freeze the sandbox (``docker pause``): every process stops where it is, memory
+        and files are kept, and its timeout clock stops. :meth:`connect` resumes it.
+
+        ``AsyncSandbox.pause(sandbox_id)`` pauses a sandbox by id. Until resumed, calls
+        on this object fail. ``keep_memory=False`` (E2B's filesystem-only pause) keeps
+        the memory all the same: a paused container always does.
+
+        Returns:
+            True if the sandbox got paused, False if it was already paused.
+
+        Example:
+            >>> await sbx.pause()  # doctest: +SKIP
+            True
+            >>> await sbx.connect()  # resumed: variables and processes as they were
+        """
+        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+        if info is None or not info["State"].get("Running"):
+            raise SandboxNotFoundError(
+                "the sandbox no longer runs (it was killed or reached its timeout)",
+                sandbox_id=self._sandbox_id,
+            )
+        if info["State"].get("Paused"):
+            return False
+        # The clock stops first: frozen, the agent's clocks go on, and on waking the
+        # agent and its watchdog would find the deadline passed.
+        await self._channel.request("set_timeout", {"pause": True}, 30.0)
+        await self._channel.conn.close()  # silent while frozen; connect() re-attaches
+        try:
+            return await asyncio.to_thread(
+                self._backend.pause, self._container_id, self._sandbox_id
+            )
+        except BaseException:
+            with contextlib.suppress(SandboxError):
+                await self._channel.request("set_timeout", {"pause": False}, 30.0)
+            raise
+
+    @class_method_variant(_cls_pause)
+    async def beta_pause(self, keep_memory: bool = True) -> bool:
+        """E2B's older name of :meth:`pause`."""
+        return await self.pause(keep_memory)
 
     async def is_alive(self) -> bool:
         """Whether the sandbox can be reached: its stream is open, or re-attached now."""
         return await self._channel.alive()
 
     async def is_running(self) -> bool:
-        """Whether the container still runs (asks the engine)."""
+        """Whether the container still runs, not paused (asks the engine)."""
         info = await asyncio.to_thread(self._backend.inspect, self._container_id)
-        return bool(info and info["State"].get("Running"))
+        return bool(info and info["State"].get("Running") and not info["State"].get("Paused"))
 
+    @staticmethod
+    async def _cls_set_timeout(
+        cls: type[AsyncSandbox],
+        sandbox_id: str,
+        timeout: float,
+        *,
+        backend: Backend | None = None,
+    ) -> None:
+        backend = backend or default_backend()
+        info = await asyncio.to_thread(backend.find, sandbox_id)
+        if info["State"].get("Paused"):
+            raise InvalidArgumentError(
+                "the sandbox is paused; connect(sandbox_id, timeout=...) resumes it with "
+                "a new timeout",
+                sandbox_id=sandbox_id,
+            )
+        sbx = await cls._attached(info, sandbox_id, backend)
+        try:
+            await sbx.set_timeout(timeout)
+        finally:
+            await sbx._channel.conn.close()
+
+    @class_method_variant(_cls_set_timeout)
     async def set_timeout(self, timeout: float) -> None:
-        """Move the sandbox's deadline to ``timeout`` seconds from now."""
+        """Move the sandbox's deadline to ``timeout`` seconds from now.
+
+        ``AsyncSandbox.set_timeout(sandbox_id, timeout)`` does it by id.
+        """
         if timeout <= 0:
             raise InvalidArgumentError("timeout must be > 0 seconds")
         await self._channel.request("set_timeout", {"deadline": time.time() + timeout}, 30.0)
@@ -269,7 +498,7 @@ class AsyncSandbox:
         try:
             net = resolve_network(network)
         except ValueError as exc:
-            raise InvalidArgumentError(f"invalid network policy: {_one_line(exc)}") from None
+            raise InvalidArgumentError(f"invalid network policy: {settings_error(exc)}") from None
         policy = proxied_policy(net) or NetworkPolicy()
         await asyncio.to_thread(
             self._backend.set_network, self._container_id, self._sandbox_id, policy
@@ -308,184 +537,65 @@ class AsyncSandbox:
             ) from None
         return [str(line) for line in value.get("lines", [])]
 
+    @staticmethod
+    async def _cls_get_info(
+        cls: type[AsyncSandbox], sandbox_id: str, *, backend: Backend | None = None
+    ) -> SandboxInfo:
+        backend = backend or default_backend()
+        info = await asyncio.to_thread(backend.find, sandbox_id)
+        return info_from_inspect(backend, info)
+
+    @class_method_variant(_cls_get_info)
     async def get_info(self) -> SandboxInfo:
-        """What the engine knows of this sandbox."""
+        """What the engine knows of this sandbox; ``end_at`` is the agent's own deadline
+        when it runs (``set_timeout`` and pauses move it).
+
+        ``AsyncSandbox.get_info(sandbox_id)`` asks by id (``end_at`` then as created).
+        """
         info = await asyncio.to_thread(self._backend.inspect, self._container_id)
         if info is None:
             raise SandboxGoneError("the sandbox no longer exists", sandbox_id=self.sandbox_id)
-        summary = {
-            "Id": info["Id"],
-            "Image": info["Config"].get("Image"),
-            "Labels": info["Config"].get("Labels"),
-            "State": info["State"].get("Status"),
-        }
-        result = self._backend.info_from_summary(summary)
-        started = info["State"].get("StartedAt")
-        if started:
-            result.started_at = dt.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
+        result = info_from_inspect(self._backend, info)
+        if result.state == SandboxState.RUNNING:
+            value = await self._channel.request("info", {}, 30.0)
+            deadline = value.get("deadline")
+            if deadline is not None and not value.get("paused"):
+                result.end_at = dt.datetime.fromtimestamp(float(deadline), dt.timezone.utc)
         return result
+
+    @staticmethod
+    async def _cls_get_metrics(
+        cls: type[AsyncSandbox],
+        sandbox_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        backend: Backend | None = None,
+    ) -> builtins.list[SandboxMetrics]:
+        backend = backend or default_backend()
+        info = await asyncio.to_thread(backend.find, sandbox_id)
+        return await metrics(backend, info, sandbox_id, start, end)
+
+    @class_method_variant(_cls_get_metrics)
+    async def get_metrics(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> builtins.list[SandboxMetrics]:
+        """The sandbox's CPU, memory and workspace use now, from the engine's stats
+        (one sample: the engine keeps no history; takes about a second).
+
+        ``AsyncSandbox.get_metrics(sandbox_id)`` asks by id. A sample outside
+        ``start``..``end`` is left out.
+        """
+        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
+        if info is None:
+            raise SandboxGoneError("the sandbox no longer exists", sandbox_id=self.sandbox_id)
+        return await metrics(self._backend, info, self._sandbox_id, start, end)
 
     async def __aenter__(self) -> AsyncSandbox:
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.kill()
-
-    @property
-    def languages(self) -> builtins.list[str]:
-        """Languages this sandbox's image runs (table names; see ``docs/languages.md``)."""
-        return list(self._channel.conn.hello.get("languages") or ["python"])
-
-    # -- code --------------------------------------------------------------------
-    async def create_code_context(
-        self, language: str = "python", cwd: str | None = None
-    ) -> Context:
-        """Start a new code context: its own process, variables and working directory.
-
-        Two contexts never see each other's variables. Pass the result as
-        ``run_code(..., context=ctx)``.
-        """
-        lang = _languages.resolve(language)
-        fields: dict[str, Any] = {"language": lang}
-        if cwd is not None:
-            fields["cwd"] = cwd
-        try:
-            value = await self._channel.request("create_context", fields, 60.0, cwd)
-        except SandboxError as exc:
-            raise InvalidArgumentError(exc.message, sandbox_id=self._sandbox_id) from None
-        return Context(**value)
-
-    async def list_code_contexts(self) -> builtins.list[Context]:
-        """The sandbox's code contexts, default ones included once they have started."""
-        value = await self._channel.request("list_contexts", {}, 30.0)
-        return [Context(**c) for c in value.get("contexts", [])]
-
-    async def restart_code_context(self, context: Context) -> Context:
-        """Kill and restart a context: its state is lost; running calls on it fail."""
-        value = await self._channel.request("restart_context", {"context_id": context.id}, 60.0)
-        return Context(**value)
-
-    async def remove_code_context(self, context: Context) -> None:
-        """Kill a context and forget it."""
-        await self._channel.request("remove_context", {"context_id": context.id}, 60.0)
-
-    async def run_code(
-        self,
-        code: str,
-        language: str = "python",
-        *,
-        context: Context | None = None,
-        timeout: float | None = DEFAULT_CODE_TIMEOUT,
-        envs: dict[str, str] | None = None,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
-        on_result: ResultHandler | None = None,
-        on_error: ErrorHandler | None = None,
-        save_output: SaveOutput | None = None,
-    ) -> Execution:
-        """Run code in the sandbox's context for ``language``.
-
-        For stateful languages (Python, JavaScript, TypeScript, bash) variables,
-        imports and the working directory persist across calls, and a trailing
-        expression's value comes back as the main result (``execution.text``).
-        Stateless languages (C, C++; Java, Go, Rust, Ruby, R in the full image) write,
-        build and run a fresh program per call. An exception in the code, a failed
-        compile or a non-zero exit does not raise here: it is in ``execution.error``.
-        Cancelling the call (a cancelled task) interrupts the code in the sandbox too.
-
-        Args:
-            code: Source to run.
-            language: A language or alias from ``docs/languages.md`` (``"python"``,
-                ``"js"``, ``"ts"``, ``"bash"``, ``"c"``, ``"go"``, ...). One the image
-                lacks raises an error listing the ones it has.
-            context: A context from :meth:`create_code_context`; default: the
-                sandbox's default context for ``language``.
-            timeout: Seconds before the code is interrupted (KeyboardInterrupt, then a
-                context restart if it does not stop). ``None``: no limit.
-            envs: Environment variables for this call only.
-            on_stdout / on_stderr: Called with each chunk of output as it arrives
-                (pass one function to both for the output interleaved as printed).
-            on_result / on_error: Called with each result / the error as it arrives.
-            save_output: Save the whole output (stdout and stderr interleaved) to a
-                file in the sandbox once it passes a threshold;
-                ``execution.saved_output`` then says where.
-
-        Raises:
-            SandboxTimeoutError: The code ran past ``timeout``; ``.execution`` holds the
-                output so far and ``.state_kept`` whether the context's state survived.
-            SandboxGoneError: The sandbox died.
-        """
-        if not isinstance(code, str):
-            raise InvalidArgumentError("code must be a string")
-        lang = context.language if context is not None else _languages.resolve(language)
-        if lang not in self.languages:
-            raise InvalidArgumentError(
-                _languages.unavailable(language, self.languages), sandbox_id=self._sandbox_id
-            )
-        if timeout is not None and timeout <= 0:
-            raise InvalidArgumentError("timeout must be > 0 seconds or None")
-        fields: dict[str, Any] = {"code": code, "language": lang, "timeout": timeout}
-        if context is not None:
-            fields["context_id"] = context.id
-        if envs:
-            fields["envs"] = {str(k): str(v) for k, v in envs.items()}
-        if save_output is not None:
-            fields["spill"] = save_output.model_dump()
-        started = time.monotonic()
-        host_timeout = (
-            None if timeout is None else timeout + self._config.interrupt_grace + HOST_GRACE
-        )
-        outcome = await self._channel.fold(
-            "run_code",
-            fields,
-            host_timeout,
-            on_stdout=on_stdout,
-            on_stderr=on_stderr,
-            on_result=on_result,
-            on_error=on_error,
-        )
-        done = outcome.done
-        execution = Execution(
-            results=outcome.results,
-            error=execution_error(outcome.error),
-            execution_count=done.get("execution_count"),
-            execution_time=time.monotonic() - started,
-            context_restarted=bool(done.get("context_restarted")),
-            saved_output=outcome.saved_output,
-        )
-        execution.logs.stdout = outcome.stdout.chunks()
-        execution.logs.stderr = outcome.stderr.chunks()
-        if execution.error is not None and execution.error.name == "ContextNotFound":
-            raise InvalidArgumentError(execution.error.value, sandbox_id=self._sandbox_id)
-        timed_out = done.get("timed_out")
-        if timed_out:
-            raise SandboxTimeoutError(
-                _TIMEOUT_MESSAGES.get(str(timed_out), _TIMEOUT_MESSAGES["killed"]).format(
-                    timeout=timeout, language=lang
-                ),
-                sandbox_id=self._sandbox_id,
-                execution=execution,
-                state_kept={"interrupted": True, "restarted": False}.get(str(timed_out)),
-            )
-        return execution
-
-
-_TIMEOUT_MESSAGES = {
-    "interrupted": (
-        "run_code exceeded timeout={timeout:g}s and was interrupted with KeyboardInterrupt "
-        "(SIGINT); the context's variables were kept. Pass a larger timeout= to run_code() "
-        "if the code needs more time"
-    ),
-    "restarted": (
-        "run_code exceeded timeout={timeout:g}s and did not stop on KeyboardInterrupt, so "
-        "its context was killed and restarted: variables and imports were lost. Pass a "
-        "larger timeout= to run_code() if the code needs more time"
-    ),
-    "killed": (
-        "run_code exceeded timeout={timeout:g}s and the {language} program was killed. "
-        "Pass a larger timeout= to run_code() if it needs more time"
-    ),
-}
 
 
 _CLEANUPS: set[asyncio.Future[bool]] = set()
@@ -507,39 +617,3 @@ async def _created(backend: Backend, sandbox_id: str, cfg: SandboxConfig, image:
 
         creating.add_done_callback(remove)
         raise
-
-
-def _one_line(exc: ValueError) -> str:
-    """A validation error as short text: pydantic's field paths and messages only."""
-    if not isinstance(exc, pydantic.ValidationError):
-        return str(exc)
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
-
-
-def _merge_config(
-    base: SandboxConfig,
-    image: str | None,
-    timeout: float,
-    envs: dict[str, str] | None,
-    cpu: float | None,
-    memory: str | int | None,
-    network: Network,
-    metadata: dict[str, str] | None,
-) -> SandboxConfig:
-    return SandboxConfig.model_validate(
-        {
-            **base.model_dump(),
-            "image": image if image is not None else base.image,
-            "timeout": timeout,
-            "envs": {**base.envs, **(envs or {})},
-            "cpu": cpu,
-            "memory": memory,
-            "network": network,
-            "metadata": {**base.metadata, **(metadata or {})},
-        }
-    )

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar, overload
 
 from ._bridge import blocking
-from ._channel import ErrorHandler, OutputHandler, ResultHandler
-from ._commands import AsyncCommandHandle, AsyncCommands
+from ._channel import ErrorHandler, MessageHandler, OutputHandler, ResultHandler
+from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
 from ._config import (
     DEFAULT_CODE_TIMEOUT,
     DEFAULT_COMMAND_TIMEOUT,
@@ -26,7 +27,7 @@ from ._config import (
     Network,
     SandboxConfig,
 )
-from ._files import DEFAULT_READ_LIMIT, AsyncFiles
+from ._files import DEFAULT_READ_LIMIT, AsyncFiles, AsyncFileStreamReader
 from ._models import (
     CommandResult,
     Context,
@@ -35,9 +36,14 @@ from ._models import (
     NetworkDecision,
     ProcessInfo,
     SandboxInfo,
+    SandboxMetrics,
+    SandboxQuery,
     SaveOutput,
+    WriteEntry,
 )
+from ._paginator import AsyncSandboxPaginator
 from ._sandbox import AsyncSandbox
+from ._variant import class_method_variant
 from .backends import Backend
 
 T = TypeVar("T")
@@ -71,6 +77,113 @@ class Sandbox:
 
     def __repr__(self) -> str:
         return f"<Sandbox {self.sandbox_id} image={self.image!r}>"
+
+    @staticmethod
+    def _cls_connect(
+        cls: type[Sandbox],
+        sandbox_id: str,
+        timeout: float | None = None,
+        *,
+        backend: Backend | None = None,
+    ) -> Sandbox:
+        return cls(_run(AsyncSandbox.connect(sandbox_id, timeout, backend=backend)))
+
+    @class_method_variant(_cls_connect)
+    def connect(self, timeout: float | None = None) -> Sandbox:
+        """Attach to a sandbox by id, resuming it if paused (``Sandbox.connect(sandbox_id,
+        timeout=None)``), or resume this one (``sbx.connect()``).
+
+        Blocking twin of :meth:`AsyncSandbox.connect`.
+        """
+        _run(self._inner.connect(timeout))
+        return self
+
+    @staticmethod
+    def _cls_kill(cls: type[Sandbox], sandbox_id: str, *, backend: Backend | None = None) -> bool:
+        return _run(AsyncSandbox.kill(sandbox_id, backend=backend))
+
+    @class_method_variant(_cls_kill)
+    def kill(self) -> bool:
+        """Stop and remove the sandbox (``Sandbox.kill(sandbox_id)``: by id).
+
+        Blocking twin of :meth:`AsyncSandbox.kill`.
+        """
+        return _run(self._inner.kill())
+
+    @staticmethod
+    def _cls_pause(
+        cls: type[Sandbox],
+        sandbox_id: str,
+        keep_memory: bool = True,
+        *,
+        backend: Backend | None = None,
+    ) -> bool:
+        return _run(AsyncSandbox.pause(sandbox_id, keep_memory, backend=backend))
+
+    @class_method_variant(_cls_pause)
+    def pause(self, keep_memory: bool = True) -> bool:
+        """Freeze the sandbox, memory, files and timeout clock kept; connect() resumes it.
+
+        Blocking twin of :meth:`AsyncSandbox.pause`.
+        """
+        return _run(self._inner.pause(keep_memory))
+
+    @class_method_variant(_cls_pause)
+    def beta_pause(self, keep_memory: bool = True) -> bool:
+        """E2B's older name of :meth:`pause`.
+
+        Blocking twin of :meth:`AsyncSandbox.beta_pause`.
+        """
+        return _run(self._inner.beta_pause(keep_memory))
+
+    @staticmethod
+    def _cls_set_timeout(
+        cls: type[Sandbox], sandbox_id: str, timeout: float, *, backend: Backend | None = None
+    ) -> None:
+        _run(AsyncSandbox.set_timeout(sandbox_id, timeout, backend=backend))
+
+    @class_method_variant(_cls_set_timeout)
+    def set_timeout(self, timeout: float) -> None:
+        """Move the sandbox's deadline to ``timeout`` seconds from now.
+
+        Blocking twin of :meth:`AsyncSandbox.set_timeout`.
+        """
+        _run(self._inner.set_timeout(timeout))
+
+    @staticmethod
+    def _cls_get_info(
+        cls: type[Sandbox], sandbox_id: str, *, backend: Backend | None = None
+    ) -> SandboxInfo:
+        return _run(AsyncSandbox.get_info(sandbox_id, backend=backend))
+
+    @class_method_variant(_cls_get_info)
+    def get_info(self) -> SandboxInfo:
+        """What the engine (and the agent, for ``end_at``) knows of this sandbox.
+
+        Blocking twin of :meth:`AsyncSandbox.get_info`.
+        """
+        return _run(self._inner.get_info())
+
+    @staticmethod
+    def _cls_get_metrics(
+        cls: type[Sandbox],
+        sandbox_id: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        backend: Backend | None = None,
+    ) -> builtins.list[SandboxMetrics]:
+        return _run(AsyncSandbox.get_metrics(sandbox_id, start, end, backend=backend))
+
+    @class_method_variant(_cls_get_metrics)
+    def get_metrics(
+        self, start: datetime | None = None, end: datetime | None = None
+    ) -> builtins.list[SandboxMetrics]:
+        """The sandbox's CPU, memory and workspace use now, from the engine's stats.
+
+        Blocking twin of :meth:`AsyncSandbox.get_metrics`.
+        """
+        return _run(self._inner.get_metrics(start, end))
 
     @property
     def sandbox_id(self) -> str:
@@ -115,6 +228,7 @@ class Sandbox:
         network: Network | dict[str, builtins.list[str]] = "none",
         metadata: dict[str, str] | None = None,
         *,
+        template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
@@ -133,6 +247,7 @@ class Sandbox:
                     memory,
                     network,
                     metadata,
+                    template=template,
                     allow_internet_access=allow_internet_access,
                     config=config,
                     backend=backend,
@@ -141,29 +256,59 @@ class Sandbox:
         )
 
     @classmethod
-    def connect(cls, sandbox_id: str, *, backend: Backend | None = None) -> Sandbox:
-        """Attach to a running sandbox by id (from this or another process).
+    def beta_create(
+        cls,
+        image: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        envs: dict[str, str] | None = None,
+        cpu: float | None = 1.0,
+        memory: str | int | None = "1g",
+        network: Network | dict[str, builtins.list[str]] = "none",
+        metadata: dict[str, str] | None = None,
+        *,
+        auto_pause: bool = False,
+        template: str | None = None,
+        allow_internet_access: bool | None = None,
+        config: SandboxConfig | None = None,
+        backend: Backend | None = None,
+    ) -> Sandbox:
+        """E2B's ``beta_create``: :meth:`create` with ``auto_pause``.
 
-        Blocking twin of :meth:`AsyncSandbox.connect`.
+        Blocking twin of :meth:`AsyncSandbox.beta_create`.
         """
-        return cls(_run(AsyncSandbox.connect(sandbox_id, backend=backend)))
+        return cls(
+            _run(
+                AsyncSandbox.beta_create(
+                    image,
+                    timeout,
+                    envs,
+                    cpu,
+                    memory,
+                    network,
+                    metadata,
+                    auto_pause=auto_pause,
+                    template=template,
+                    allow_internet_access=allow_internet_access,
+                    config=config,
+                    backend=backend,
+                )
+            )
+        )
 
     @classmethod
     def list(
-        cls, metadata: dict[str, str] | None = None, *, backend: Backend | None = None
-    ) -> list[SandboxInfo]:
-        """Running sandboxes, optionally only those whose metadata contains ``metadata``.
+        cls,
+        query: SandboxQuery | None = None,
+        limit: int | None = None,
+        next_token: str | None = None,
+        *,
+        backend: Backend | None = None,
+    ) -> SandboxPaginator:
+        """Sandboxes, running and paused, newest first, in pages (E2B v2's ``list``).
 
         Blocking twin of :meth:`AsyncSandbox.list`.
         """
-        return _run(AsyncSandbox.list(metadata, backend=backend))
-
-    def kill(self) -> bool:
-        """Stop and remove the sandbox; False if it was already gone. Idempotent.
-
-        Blocking twin of :meth:`AsyncSandbox.kill`.
-        """
-        return _run(self._inner.kill())
+        return SandboxPaginator(AsyncSandbox.list(query, limit, next_token, backend=backend))
 
     def is_alive(self) -> bool:
         """Whether the sandbox can be reached: its stream is open, or re-attached now.
@@ -173,18 +318,11 @@ class Sandbox:
         return _run(self._inner.is_alive())
 
     def is_running(self) -> bool:
-        """Whether the container still runs (asks the engine).
+        """Whether the container still runs, not paused (asks the engine).
 
         Blocking twin of :meth:`AsyncSandbox.is_running`.
         """
         return _run(self._inner.is_running())
-
-    def set_timeout(self, timeout: float) -> None:
-        """Move the sandbox's deadline to ``timeout`` seconds from now.
-
-        Blocking twin of :meth:`AsyncSandbox.set_timeout`.
-        """
-        _run(self._inner.set_timeout(timeout))
 
     def update_network(self, network: Network | dict[str, builtins.list[str]]) -> None:
         """Replace the sandbox's network policy, from its next connection on.
@@ -206,13 +344,6 @@ class Sandbox:
         Blocking twin of :meth:`AsyncSandbox.agent_log`.
         """
         return _run(self._inner.agent_log(limit))
-
-    def get_info(self) -> SandboxInfo:
-        """What the engine knows of this sandbox.
-
-        Blocking twin of :meth:`AsyncSandbox.get_info`.
-        """
-        return _run(self._inner.get_info())
 
     def __enter__(self) -> Sandbox:
         """Blocking twin of :meth:`AsyncSandbox.__aenter__`."""
@@ -266,8 +397,8 @@ class Sandbox:
         context: Context | None = None,
         timeout: float | None = DEFAULT_CODE_TIMEOUT,
         envs: dict[str, str] | None = None,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: MessageHandler | None = None,
+        on_stderr: MessageHandler | None = None,
         on_result: ResultHandler | None = None,
         on_error: ErrorHandler | None = None,
         save_output: SaveOutput | None = None,
@@ -292,6 +423,43 @@ class Sandbox:
         )
 
 
+class SandboxPaginator:
+    """Pages of :meth:`Sandbox.list`, newest sandbox first (blocking API).
+
+    Example:
+        >>> paginator = Sandbox.list(limit=10)  # doctest: +SKIP
+        >>> while paginator.has_next:  # doctest: +SKIP
+        ...     for info in paginator.next_items():
+        ...         print(info.sandbox_id, info.state)
+    """
+
+    def __init__(self, inner: AsyncSandboxPaginator) -> None:
+        self._inner = inner
+
+    @property
+    def has_next(self) -> bool:
+        """Whether :meth:`next_items` has another page to return.
+
+        Same as :attr:`AsyncSandboxPaginator.has_next`.
+        """
+        return self._inner.has_next
+
+    @property
+    def next_token(self) -> str | None:
+        """Pass it as ``list(next_token=...)`` to go on from here later (None: done).
+
+        Same as :attr:`AsyncSandboxPaginator.next_token`.
+        """
+        return self._inner.next_token
+
+    def next_items(self) -> builtins.list[SandboxInfo]:
+        """The next page of sandboxes (at most ``limit``).
+
+        Blocking twin of :meth:`AsyncSandboxPaginator.next_items`.
+        """
+        return _run(self._inner.next_items())
+
+
 class Commands:
     """Shell commands (blocking); see :class:`AsyncCommands`."""
 
@@ -311,6 +479,7 @@ class Commands:
         background: Literal[False] = False,
         stdin: bool = False,
         save_output: SaveOutput | None = None,
+        user: Username | None = None,
     ) -> CommandResult: ...
 
     @overload
@@ -326,6 +495,7 @@ class Commands:
         background: Literal[True],
         stdin: bool = False,
         save_output: SaveOutput | None = None,
+        user: Username | None = None,
     ) -> CommandHandle: ...
 
     def run(
@@ -340,6 +510,7 @@ class Commands:
         background: bool = False,
         stdin: bool = False,
         save_output: SaveOutput | None = None,
+        user: Username | None = None,
     ) -> CommandResult | CommandHandle:
         """Run ``cmd`` with bash (``sh`` if the image has no bash) and wait for it.
 
@@ -358,6 +529,7 @@ class Commands:
                         background=True,
                         stdin=stdin,
                         save_output=save_output,
+                        user=user,
                     )
                 )
             )
@@ -372,6 +544,7 @@ class Commands:
                 background=background,
                 stdin=stdin,
                 save_output=save_output,
+                user=user,
             )
         )
 
@@ -389,8 +562,8 @@ class Commands:
         """
         return _run(self._inner.kill(pid))
 
-    def send_stdin(self, pid: int, data: str) -> None:
-        """Write to the stdin of a command started with ``stdin=True``.
+    def send_stdin(self, pid: int, data: str | bytes) -> None:
+        """Write text (as UTF-8) or bytes to a command's stdin (run with ``stdin=True``).
 
         Blocking twin of :meth:`AsyncCommands.send_stdin`.
         """
@@ -410,6 +583,20 @@ class CommandHandle:
     def __init__(self, inner: AsyncCommandHandle) -> None:
         self._inner = inner
 
+    def __iter__(self) -> Iterator[OutputChunk]:
+        """The output as ``(stdout, stderr, pty)`` tuples until the command ends, as
+        E2B's ``CommandHandle.__iter__`` yields it."""
+        chunks = self._inner.__aiter__()
+
+        async def step() -> OutputChunk:
+            return await chunks.__anext__()
+
+        while True:
+            try:
+                yield _run(step())
+            except StopAsyncIteration:
+                return
+
     @property
     def pid(self) -> int:
         """Process id inside the sandbox.
@@ -418,12 +605,14 @@ class CommandHandle:
         """
         return self._inner.pid
 
-    def wait(self) -> CommandResult:
+    def wait(
+        self, on_stdout: OutputHandler | None = None, on_stderr: OutputHandler | None = None
+    ) -> CommandResult:
         """Wait for the command to finish; raises :class:`CommandExitError` on non-zero.
 
         Blocking twin of :meth:`AsyncCommandHandle.wait`.
         """
-        return _run(self._inner.wait())
+        return _run(self._inner.wait(on_stdout, on_stderr))
 
     def kill(self) -> bool:
         """Kill the command and every process it started.
@@ -432,7 +621,7 @@ class CommandHandle:
         """
         return _run(self._inner.kill())
 
-    def send_stdin(self, data: str) -> None:
+    def send_stdin(self, data: str | bytes) -> None:
         """Write to the command's stdin (it must run with ``stdin=True``).
 
         Blocking twin of :meth:`AsyncCommandHandle.send_stdin`.
@@ -475,15 +664,26 @@ class Files:
         length: int | None = None,
     ) -> bytes: ...
 
+    @overload
     def read(
         self,
         path: str,
-        format: Literal["text", "bytes"] = "text",
+        format: Literal["stream"],
         *,
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
-    ) -> str | bytes:
+    ) -> FileStreamReader: ...
+
+    def read(
+        self,
+        path: str,
+        format: Literal["text", "bytes", "stream"] = "text",
+        *,
+        max_size: int | None = DEFAULT_READ_LIMIT,
+        offset: int = 0,
+        length: int | None = None,
+    ) -> str | bytes | FileStreamReader:
         """Read a file (or ``length`` bytes of it from ``offset``) as text or bytes.
 
         Blocking twin of :meth:`AsyncFiles.read`.
@@ -491,6 +691,14 @@ class Files:
         if format == "bytes":
             return _run(
                 self._inner.read(path, "bytes", max_size=max_size, offset=offset, length=length)
+            )
+        if format == "stream":
+            return FileStreamReader(
+                _run(
+                    self._inner.read(
+                        path, "stream", max_size=max_size, offset=offset, length=length
+                    )
+                )
             )
         return _run(self._inner.read(path, format, max_size=max_size, offset=offset, length=length))
 
@@ -507,8 +715,8 @@ class Files:
         """
         return _run(self._inner.write(path, data, append=append))
 
-    def list(self, path: str = ".", depth: int = 1) -> list[EntryInfo]:
-        """Entries of a directory, recursing ``depth`` levels.
+    def list(self, path: str = ".", depth: int | None = 1) -> list[EntryInfo]:
+        """Entries of a directory, recursing ``depth`` levels (``None``: 1, as in E2B).
 
         Blocking twin of :meth:`AsyncFiles.list`.
         """
@@ -529,11 +737,25 @@ class Files:
         return _run(self._inner.get_info(path))
 
     def remove(self, path: str) -> None:
-        """Delete a file, or a directory with everything in it.
+        """Delete a file, or a directory with everything in it; a missing path is not
 
         Blocking twin of :meth:`AsyncFiles.remove`.
         """
         _run(self._inner.remove(path))
+
+    def rename(self, old_path: str, new_path: str) -> EntryInfo:
+        """Rename (move) a file or directory, creating the new path's parents.
+
+        Blocking twin of :meth:`AsyncFiles.rename`.
+        """
+        return _run(self._inner.rename(old_path, new_path))
+
+    def write_files(self, files: builtins.list[WriteEntry]) -> builtins.list[EntryInfo]:
+        """Write several files (E2B's ``write_files``), one after the other, as
+
+        Blocking twin of :meth:`AsyncFiles.write_files`.
+        """
+        return _run(self._inner.write_files(files))
 
     def make_dir(self, path: str) -> bool:
         """Create a directory and its parents; False if it already existed.
@@ -557,3 +779,37 @@ class Files:
         Blocking twin of :meth:`AsyncFiles.download`.
         """
         return _run(self._inner.download(path, local_path, max_size=max_size))
+
+
+class FileStreamReader:
+    """A file read with ``format="stream"``: an iterator of ``bytes`` chunks.
+
+    Use it with ``with`` (or call :meth:`close`) when you may stop early.
+    """
+
+    def __init__(self, inner: AsyncFileStreamReader) -> None:
+        self._inner = inner
+
+    def __iter__(self) -> FileStreamReader:
+        return self
+
+    def __next__(self) -> bytes:
+        async def step() -> bytes:
+            return await self._inner.__anext__()
+
+        try:
+            return _run(step())
+        except StopAsyncIteration:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        """Stop reading; the rest of the file is dropped (safe to call twice)."""
+        _run(self._inner.aclose())
+
+    def __enter__(self) -> FileStreamReader:
+        """Blocking twin of :meth:`AsyncFileStreamReader.__aenter__`."""
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Blocking twin of :meth:`AsyncFileStreamReader.__aexit__`."""
+        _run(self._inner.__aexit__(*exc_info))

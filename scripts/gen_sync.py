@@ -1,6 +1,7 @@
 """Write e2b_tools/_sync.py, the blocking API, from the async one (run: make sync).
 
-Every public member of the async classes gets a blocking twin in the generated file:
+Every public member of the async classes (and of their bases in this package) gets a
+blocking twin in the generated file:
 a coroutine method runs its async twin through ``_run`` (``e2b_tools._bridge.blocking``),
 a property reads the async one. Signatures and overloads come from ``inspect`` (the
 annotations are strings, copied as written) and each default from the source text of
@@ -31,7 +32,8 @@ from types import ModuleType
 from typing import Any
 
 from e2b_tools._commands import AsyncCommandHandle, AsyncCommands
-from e2b_tools._files import AsyncFiles
+from e2b_tools._files import AsyncFiles, AsyncFileStreamReader
+from e2b_tools._paginator import AsyncSandboxPaginator
 from e2b_tools._sandbox import AsyncSandbox
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +71,8 @@ WRAPPERS = [
             '42'
         """,
         skip={"loop": "the blocking API's loop is internal to e2b_tools._bridge"},
+        # Below __repr__: the lifecycle members callable on the class with a sandbox id
+        # and on an instance (class_method_variant), a pair no rule of the script covers.
         extra='''
         @property
         def async_sandbox(self) -> AsyncSandbox:
@@ -77,15 +81,182 @@ WRAPPERS = [
 
         def __repr__(self) -> str:
             return f"<Sandbox {self.sandbox_id} image={self.image!r}>"
+
+        @staticmethod
+        def _cls_connect(
+            cls: type[Sandbox],
+            sandbox_id: str,
+            timeout: float | None = None,
+            *,
+            backend: Backend | None = None,
+        ) -> Sandbox:
+            return cls(_run(AsyncSandbox.connect(sandbox_id, timeout, backend=backend)))
+
+        @class_method_variant(_cls_connect)
+        def connect(self, timeout: float | None = None) -> Sandbox:
+            """Attach to a sandbox by id, resuming it if paused (``Sandbox.connect(sandbox_id,
+            timeout=None)``), or resume this one (``sbx.connect()``).
+
+            Blocking twin of :meth:`AsyncSandbox.connect`.
+            """
+            _run(self._inner.connect(timeout))
+            return self
+
+        @staticmethod
+        def _cls_kill(
+            cls: type[Sandbox], sandbox_id: str, *, backend: Backend | None = None
+        ) -> bool:
+            return _run(AsyncSandbox.kill(sandbox_id, backend=backend))
+
+        @class_method_variant(_cls_kill)
+        def kill(self) -> bool:
+            """Stop and remove the sandbox (``Sandbox.kill(sandbox_id)``: by id).
+
+            Blocking twin of :meth:`AsyncSandbox.kill`.
+            """
+            return _run(self._inner.kill())
+
+        @staticmethod
+        def _cls_pause(
+            cls: type[Sandbox],
+            sandbox_id: str,
+            keep_memory: bool = True,
+            *,
+            backend: Backend | None = None,
+        ) -> bool:
+            return _run(AsyncSandbox.pause(sandbox_id, keep_memory, backend=backend))
+
+        @class_method_variant(_cls_pause)
+        def pause(self, keep_memory: bool = True) -> bool:
+            """Freeze the sandbox, memory, files and timeout clock kept; connect() resumes it.
+
+            Blocking twin of :meth:`AsyncSandbox.pause`.
+            """
+            return _run(self._inner.pause(keep_memory))
+
+        @class_method_variant(_cls_pause)
+        def beta_pause(self, keep_memory: bool = True) -> bool:
+            """E2B's older name of :meth:`pause`.
+
+            Blocking twin of :meth:`AsyncSandbox.beta_pause`.
+            """
+            return _run(self._inner.beta_pause(keep_memory))
+
+        @staticmethod
+        def _cls_set_timeout(
+            cls: type[Sandbox], sandbox_id: str, timeout: float, *, backend: Backend | None = None
+        ) -> None:
+            _run(AsyncSandbox.set_timeout(sandbox_id, timeout, backend=backend))
+
+        @class_method_variant(_cls_set_timeout)
+        def set_timeout(self, timeout: float) -> None:
+            """Move the sandbox's deadline to ``timeout`` seconds from now.
+
+            Blocking twin of :meth:`AsyncSandbox.set_timeout`.
+            """
+            _run(self._inner.set_timeout(timeout))
+
+        @staticmethod
+        def _cls_get_info(
+            cls: type[Sandbox], sandbox_id: str, *, backend: Backend | None = None
+        ) -> SandboxInfo:
+            return _run(AsyncSandbox.get_info(sandbox_id, backend=backend))
+
+        @class_method_variant(_cls_get_info)
+        def get_info(self) -> SandboxInfo:
+            """What the engine (and the agent, for ``end_at``) knows of this sandbox.
+
+            Blocking twin of :meth:`AsyncSandbox.get_info`.
+            """
+            return _run(self._inner.get_info())
+
+        @staticmethod
+        def _cls_get_metrics(
+            cls: type[Sandbox],
+            sandbox_id: str,
+            start: datetime | None = None,
+            end: datetime | None = None,
+            *,
+            backend: Backend | None = None,
+        ) -> builtins.list[SandboxMetrics]:
+            return _run(AsyncSandbox.get_metrics(sandbox_id, start, end, backend=backend))
+
+        @class_method_variant(_cls_get_metrics)
+        def get_metrics(
+            self, start: datetime | None = None, end: datetime | None = None
+        ) -> builtins.list[SandboxMetrics]:
+            """The sandbox's CPU, memory and workspace use now, from the engine's stats.
+
+            Blocking twin of :meth:`AsyncSandbox.get_metrics`.
+            """
+            return _run(self._inner.get_metrics(start, end))
         ''',
+    ),
+    Wrapper(
+        "SandboxPaginator",
+        AsyncSandboxPaginator,
+        """Pages of :meth:`Sandbox.list`, newest sandbox first (blocking API).
+
+        Example:
+            >>> paginator = Sandbox.list(limit=10)  # doctest: +SKIP
+            >>> while paginator.has_next:  # doctest: +SKIP
+            ...     for info in paginator.next_items():
+            ...         print(info.sandbox_id, info.state)
+        """,
     ),
     Wrapper("Commands", AsyncCommands, "Shell commands (blocking); see :class:`AsyncCommands`."),
     Wrapper(
         "CommandHandle",
         AsyncCommandHandle,
         "A command started with ``background=True`` (blocking API).",
+        skip={"__aiter__": "the blocking twin is the hand-written __iter__"},
+        extra='''
+        def __iter__(self) -> Iterator[OutputChunk]:
+            """The output as ``(stdout, stderr, pty)`` tuples until the command ends, as
+            E2B's ``CommandHandle.__iter__`` yields it."""
+            chunks = self._inner.__aiter__()
+
+            async def step() -> OutputChunk:
+                return await chunks.__anext__()
+
+            while True:
+                try:
+                    yield _run(step())
+                except StopAsyncIteration:
+                    return
+        ''',
     ),
     Wrapper("Files", AsyncFiles, "Files (blocking); see :class:`AsyncFiles`."),
+    Wrapper(
+        "FileStreamReader",
+        AsyncFileStreamReader,
+        """A file read with ``format="stream"``: an iterator of ``bytes`` chunks.
+
+        Use it with ``with`` (or call :meth:`close`) when you may stop early.
+        """,
+        skip={
+            "__aiter__": "hand-written __iter__",
+            "__anext__": "hand-written __next__",
+            "aclose": "hand-written close, E2B's name",
+        },
+        extra='''
+        def __iter__(self) -> FileStreamReader:
+            return self
+
+        def __next__(self) -> bytes:
+            async def step() -> bytes:
+                return await self._inner.__anext__()
+
+            try:
+                return _run(step())
+            except StopAsyncIteration:
+                raise StopIteration from None
+
+        def close(self) -> None:
+            """Stop reading; the rest of the file is dropped (safe to call twice)."""
+            _run(self._inner.aclose())
+        ''',
+    ),
 ]
 WRAPPED = {w.inner.__name__: w.name for w in WRAPPERS}
 """Async class name -> blocking class name."""
@@ -516,10 +687,13 @@ def _init(wrapper: Wrapper, imports: Imports) -> str:
 def _extra(wrapper: Wrapper, imports: Imports) -> tuple[str, set[str]]:
     """The hand-written members' source and names (their annotations are imported)."""
     source = textwrap.dedent(wrapper.extra).strip()
-    names = set()
-    for node in ast.parse(source).body:
+    nodes = ast.parse(source).body
+    names = {n.name for n in nodes if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    for node in nodes:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            names.add(node.name)
+            for decorator in node.decorator_list:
+                for name in _names(ast.unparse(decorator)) - names - {"staticmethod"}:
+                    imports.use(name)
             args = node.args
             for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
                 if arg.annotation is not None:
@@ -529,15 +703,30 @@ def _extra(wrapper: Wrapper, imports: Imports) -> tuple[str, set[str]]:
     return source, names
 
 
+def _bases(cls: type) -> list[type]:
+    """The package's classes ``cls`` inherits from (``object`` left out)."""
+    return [klass for klass in cls.__mro__[1:] if klass is not object]
+
+
+def _members(cls: type) -> dict[str, Any]:
+    """``cls``'s own members in source order, then those it inherits from its bases."""
+    members: dict[str, Any] = {}
+    for klass in [cls, *_bases(cls)]:
+        for name, value in vars(klass).items():
+            members.setdefault(name, value)
+    return members
+
+
 def _class(wrapper: Wrapper, imports: Imports) -> str:
     cls = wrapper.inner
-    if cls.__bases__ != (object,):
-        raise GenError(f"{cls.__name__}: no rule for base classes (only its own body is read)")
+    for base in _bases(cls):
+        if not base.__module__.startswith(f"{PACKAGE}."):
+            raise GenError(f"{cls.__name__}: no rule for base class {base.__qualname__}")
     members = [_init(wrapper, imports)]
     extra, hand_written = _extra(wrapper, imports)
     if extra:
         members.append(extra)
-    for name, value in vars(cls).items():
+    for name, value in _members(cls).items():
         dunder = name.startswith("__") and name.endswith("__")
         if name in IGNORED or name in wrapper.skip or name in hand_written or name == "__init__":
             continue
@@ -564,7 +753,8 @@ def render() -> str:
     """The generated module's text (formatted by ruff), without writing it."""
     imports = Imports()
     for wrapper in WRAPPERS:
-        imports.learn(sys.modules[wrapper.inner.__module__])
+        for klass in [wrapper.inner, *_bases(wrapper.inner)]:
+            imports.learn(sys.modules[klass.__module__])
     for name in ("Any", "Coroutine", "TypeVar", "blocking"):
         imports.use(name)
     body = "\n\n\n".join(_class(wrapper, imports) for wrapper in WRAPPERS)

@@ -88,13 +88,17 @@ class PipeTransport:
 
 
 class _Local:
-    def __init__(self, sandbox_id: str, config: SandboxConfig, workspace: Path) -> None:
+    def __init__(
+        self, sandbox_id: str, config: SandboxConfig, workspace: Path, image: str = "local"
+    ) -> None:
         self.sandbox_id = sandbox_id
+        self.image = image
         self.config = config
         self.workspace = workspace
         self.end_at = time.time() + config.timeout
         self.process: asyncio.subprocess.Process | None = None
         self.created = time.time()
+        self.paused = False
 
 
 class LocalBackend:
@@ -116,7 +120,7 @@ class LocalBackend:
         workspace = self._base / f"workspace-{sandbox_id}"
         workspace.mkdir()
         container_id = f"local-{sandbox_id}"
-        self._sandboxes[container_id] = _Local(sandbox_id, config, workspace)
+        self._sandboxes[container_id] = _Local(sandbox_id, config, workspace, image)
         return container_id
 
     def start(self, container_id: str, sandbox_id: str | None = None) -> None:
@@ -129,6 +133,8 @@ class LocalBackend:
             env = {
                 **os.environ,
                 **box.config.envs,
+                "E2B_SANDBOX": "true",
+                "E2B_SANDBOX_ID": box.sandbox_id,
                 "HOME": str(box.workspace),
                 "LANG": "C.UTF-8",
                 "E2B_TOOLS_WORKDIR": str(box.workspace),
@@ -157,6 +163,9 @@ class LocalBackend:
             return False
         if box.process is not None and box.process.returncode is None:
             pid = box.process.pid
+            if box.paused:  # a stopped agent would not act on SIGTERM
+                for stopped in [pid, *_descendants(pid)]:
+                    _signal(stopped, signal.SIGCONT)
             try:
                 os.kill(pid, signal.SIGTERM)  # the agent kills what it started, then exits
                 deadline = time.monotonic() + 5
@@ -176,10 +185,11 @@ class LocalBackend:
         running = box.process is not None and code is None and _alive(box.process.pid)
         return {
             "Id": container_id,
-            "Config": {"Image": "local", "Labels": self._labels(box)},
+            "Config": {"Image": box.image, "Labels": self._labels(box)},
             "State": {
                 "Running": running,
-                "Status": "running" if running else "exited",
+                "Paused": running and box.paused,
+                "Status": ("paused" if box.paused else "running") if running else "exited",
                 "ExitCode": code,
                 "OOMKilled": False,
                 "StartedAt": dt.datetime.fromtimestamp(box.created, dt.timezone.utc)
@@ -194,6 +204,51 @@ class LocalBackend:
             raise SandboxNotFoundError("no such local sandbox", sandbox_id=sandbox_id)
         return info
 
+    def pause(self, container_id: str, sandbox_id: str | None = None) -> bool:
+        """SIGSTOP to the agent and every process under it (the cgroup freezer's part)."""
+        box = self._running(container_id, sandbox_id)
+        if box.paused:
+            return False
+        assert box.process is not None
+        for pid in [box.process.pid, *_descendants(box.process.pid)]:
+            _signal(pid, signal.SIGSTOP)
+        box.paused = True
+        return True
+
+    def unpause(self, container_id: str, sandbox_id: str | None = None) -> bool:
+        box = self._running(container_id, sandbox_id)
+        if not box.paused:
+            return False
+        assert box.process is not None
+        for pid in [box.process.pid, *_descendants(box.process.pid)]:
+            _signal(pid, signal.SIGCONT)
+        box.paused = False
+        return True
+
+    def stats(self, container_id: str, sandbox_id: str | None = None) -> dict[str, Any]:
+        """Docker's stats shape from /proc: CPU ticks of the agent's tree over 0.1 s,
+        resident memory as usage, the host's memory as the limit."""
+        box = self._running(container_id, sandbox_id)
+        assert box.process is not None
+        pid = box.process.pid
+        before = _cpu_sample(pid)
+        time.sleep(0.1)
+        after = _cpu_sample(pid)
+        rss = sum(_rss(p) for p in [pid, *_descendants(pid)])
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return {
+            "read": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "cpu_stats": after,
+            "precpu_stats": before,
+            "memory_stats": {"usage": rss, "limit": total, "stats": {"file": 0}},
+        }
+
+    def _running(self, container_id: str, sandbox_id: str | None) -> _Local:
+        box = self._sandboxes.get(container_id)
+        if box is None or box.process is None or box.process.returncode is not None:
+            raise SandboxNotFoundError("no such local sandbox", sandbox_id=sandbox_id)
+        return box
+
     def list_containers(self, all_states: bool = False) -> list[dict[str, Any]]:
         out = []
         for container_id, box in self._sandboxes.items():
@@ -203,7 +258,7 @@ class LocalBackend:
             out.append(
                 {
                     "Id": container_id,
-                    "Image": "local",
+                    "Image": box.image,
                     "Labels": self._labels(box),
                     "State": info["State"]["Status"],
                     "Created": int(box.created),
@@ -245,6 +300,62 @@ class LocalBackend:
         for container_id in list(self._sandboxes):
             self.kill(container_id)
         shutil.rmtree(self._base, ignore_errors=True)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (by parent pid, whatever their group or session)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def _cpu_sample(pid: int) -> dict[str, Any]:
+    """Docker's ``cpu_stats`` shape: the tree's CPU time and the host's, in ns."""
+    tick = 1e9 / os.sysconf("SC_CLK_TCK")
+    used = 0
+    for p in [pid, *_descendants(pid)]:
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+            used += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError, ValueError):
+            continue
+    with open("/proc/stat", "rb") as f:
+        system = sum(int(x) for x in f.readline().split()[1:8])
+    return {
+        "cpu_usage": {"total_usage": int(used * tick)},
+        "system_cpu_usage": int(system * tick),
+        "online_cpus": os.cpu_count() or 1,
+    }
+
+
+def _rss(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, IndexError, ValueError):
+        return 0
 
 
 def _alive(pid: int) -> bool:

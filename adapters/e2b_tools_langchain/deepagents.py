@@ -487,6 +487,9 @@ class E2BToolsSandbox(BaseSandbox):
         if _bad_path(file_path):
             return DeleteResult(error=f"Error deleting '{file_path}': {INVALID_PATH}")
         try:
+            # remove() of a missing path succeeds, as in E2B; the protocol wants to know.
+            if not await self._inner.files.exists(file_path):
+                return DeleteResult(error=f"Error: '{file_path}' not found")
             await self._inner.files.remove(file_path)
         except NotFoundError:
             return DeleteResult(error=f"Error: '{file_path}' not found")

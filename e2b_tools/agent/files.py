@@ -10,7 +10,9 @@ file atomically when the last one lands.
 from __future__ import annotations
 
 import base64
+import grp
 import os
+import pwd
 import shutil
 import stat
 from typing import Any, Dict, List, Optional
@@ -133,8 +135,28 @@ class Upload:
             self.tmp = None
 
 
+def _name(uid: int, lookup: Any, cache: Dict[int, str]) -> str:
+    """The user (or group) name of an id, or the id itself when it has none."""
+    name = cache.get(uid)
+    if name is None:
+        try:
+            name = str(lookup(uid)[0])
+        except (KeyError, OSError):
+            name = str(uid)
+        cache[uid] = name
+    return name
+
+
+_USERS: Dict[int, str] = {}
+_GROUPS: Dict[int, str] = {}
+
+
 def entry(path: str) -> Dict[str, Any]:
-    """What ``stat`` and ``list_dir`` report for one path."""
+    """What ``stat`` and ``list_dir`` report for one path.
+
+    A symlink is described as E2B does: the type of what it points to (``symlink``
+    only when that does not exist) and the absolute, resolved ``symlink_target``.
+    """
     st = os.lstat(path)
     kind = "file"
     target = None
@@ -142,10 +164,9 @@ def entry(path: str) -> Dict[str, Any]:
         kind = "dir"
     elif stat.S_ISLNK(st.st_mode):
         kind = "symlink"
-        target = os.readlink(path)
+        target = os.path.realpath(path)
         try:
-            if stat.S_ISDIR(os.stat(path).st_mode):
-                kind = "dir"
+            kind = "dir" if stat.S_ISDIR(os.stat(path).st_mode) else "file"
         except OSError:
             pass
     return {
@@ -157,6 +178,8 @@ def entry(path: str) -> Dict[str, Any]:
         "permissions": stat.filemode(st.st_mode),
         "uid": st.st_uid,
         "gid": st.st_gid,
+        "owner": _name(st.st_uid, pwd.getpwuid, _USERS),
+        "group": _name(st.st_gid, grp.getgrgid, _GROUPS),
         "modified_time": st.st_mtime,
         "symlink_target": target,
     }
@@ -268,8 +291,21 @@ class FileOps:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
         else:
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass  # gone already: what was asked for, as in E2B
         self.finish(req["id"])
+
+    def op_rename(self, req: Dict[str, Any]) -> None:
+        old = self.resolve(req["path"])
+        new = self.resolve(req["new_path"])
+        os.lstat(old)  # a missing source names the source, not the destination
+        parent = os.path.dirname(new)
+        if parent:
+            os.makedirs(parent, exist_ok=True)
+        os.rename(old, new)
+        self.finish(req["id"], entry(new))
 
     def op_make_dir(self, req: Dict[str, Any]) -> None:
         path = self.resolve(req["path"])

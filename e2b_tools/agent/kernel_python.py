@@ -5,6 +5,10 @@ JSON lines on ``ctl_fd``. The process's own stdout/stderr are pipes that the age
 forwards as ``stdout``/``stderr`` events, so output from ``print``, from C extensions
 and from subprocesses all arrive the same way. Before any control message the
 kernel flushes ``sys.stdout``/``sys.stderr`` so that output precedes the result.
+
+Cells are read as IPython reads them (:func:`transform_cell`): a cell indented as a
+whole is dedented, ``!cmd`` lines run in a shell, and the magics of :class:`Shell` work
+(``%pip``, ``%cd``, ``%env``, ``%%bash``, ...), without IPython being installed.
 """
 
 from __future__ import annotations
@@ -16,11 +20,15 @@ import io
 import json
 import linecache
 import os
+import re
+import shlex
 import signal
+import subprocess
 import sys
+import time
 import traceback
 import types
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from . import procs
 
@@ -71,6 +79,8 @@ class Kernel:
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self._buf = b""
         self.ns["display"] = self.display
+        self.shell = Shell(self)
+        self.ns[SHELL_NAME] = self.shell
         sys.meta_path.insert(0, _PyplotHook(self))
 
     def send(self, msg: Dict[str, Any]) -> None:
@@ -127,6 +137,7 @@ class Kernel:
             self.send({"type": "done", "execution_count": self.count})
 
     def run_cell(self, code: str) -> None:
+        code = transform_cell(code, self.ns)
         filename = f"<cell-{self.count}>"
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
         try:
@@ -156,10 +167,33 @@ class Kernel:
         # Like a notebook: figures still open at the end of a cell are shown.
         self.flush_figures()
 
-    def display(self, *objs: Any) -> None:
-        """Show objects as results now (IPython's ``display``), in every format they have."""
+    def display(
+        self,
+        *objs: Any,
+        raw: bool = False,
+        include: Any = None,
+        exclude: Any = None,
+        **_ignored: Any,
+    ) -> None:
+        """Show objects as results now (IPython's ``display``), in every format they have.
+
+        With ``raw=True`` each object is already a ``{mime_type: data}`` bundle.
+        ``include``/``exclude`` keep or drop MIME types; IPython's other arguments
+        (``metadata``, ``display_id``, ...) are accepted and ignored.
+        """
         for obj in objs:
-            self.send_result(obj, main=False)
+            if raw and isinstance(obj, dict):
+                data = {str(k): v for k, v in obj.items()}
+            elif raw:
+                raise TypeError(f"display(raw=True) takes dicts of MIME data, not {type(obj)}")
+            else:
+                data = self.mime_bundle(obj)
+            if include:
+                data = {k: v for k, v in data.items() if k in include}
+            if exclude:
+                data = {k: v for k, v in data.items() if k not in exclude}
+            if data:
+                self.send_bundle(data, main=False)
 
     def flush_figures(self) -> None:
         """Send every open matplotlib figure as a PNG result and close it."""
@@ -197,6 +231,10 @@ class Kernel:
         return eval(code, self.ns)
 
     def send_result(self, value: Any, main: bool) -> None:
+        self.send_bundle(self.mime_bundle(value), main)
+
+    def mime_bundle(self, value: Any) -> Dict[str, Any]:
+        """Every format ``value`` has, as IPython's display formatter would find them."""
         data: Dict[str, Any] = {}
         try:
             data["text/plain"] = repr(value)
@@ -223,39 +261,425 @@ class Kernel:
                 continue
             if isinstance(out, bytes):
                 out = base64.b64encode(out).decode("ascii")
-            elif mime == "application/json" and not isinstance(out, str):
-                out = json.dumps(out)
-            data[mime] = str(out)
-        for mime, text in list(data.items()):
-            if mime == "application/json" and len(text) > TEXT_LIMIT:
-                del data[mime]  # a cut JSON text would not parse; text/plain stays
+            elif mime == "application/json" and isinstance(out, str):
+                try:
+                    out = json.loads(out)
+                except ValueError:
+                    continue
+            data[mime] = out if mime == "application/json" else str(out)
+        table = _dataframe_data(value)
+        if table is not None:
+            data["e2b/data"] = table
+        return data
+
+    def send_bundle(self, data: Dict[str, Any], main: bool) -> None:
+        """Send one result, each format capped (see ``TEXT_LIMIT``, ``IMAGE_LIMIT``)."""
+        for mime, value in list(data.items()):
+            if not isinstance(value, str):
+                # Structured data (JSON, E2B's table data): whole or not at all.
+                try:
+                    size = len(json.dumps(value, allow_nan=False))
+                except (TypeError, ValueError):
+                    value = data[mime] = _json_safe(value)
+                    size = len(json.dumps(value))
+                if size > TEXT_LIMIT:
+                    del data[mime]
+                    note = f" ({mime} of {size} characters dropped: too large)"
+                    data["text/plain"] = str(data.get("text/plain", "")) + note
             elif not mime.startswith("image/") or mime == "image/svg+xml":
-                data[mime] = _capped(text, TEXT_LIMIT)
-            elif len(text) > IMAGE_LIMIT:
+                data[mime] = _capped(value, TEXT_LIMIT)
+            elif len(value) > IMAGE_LIMIT:
                 del data[mime]
-                data["text/plain"] += (
-                    f" ({mime} of {len(text)} base64 characters dropped: too large)"
+                data["text/plain"] = str(data.get("text/plain", "")) + (
+                    f" ({mime} of {len(value)} base64 characters dropped: too large)"
                 )
         self.send({"type": "result", "data": data, "is_main_result": main})
 
     def send_error(self, exc: BaseException) -> None:
-        frames: List[str] = []
-        tb = exc.__traceback__
-        # Drop the kernel's own frames; keep the user's.
-        while (
-            tb is not None
-            and os.path.abspath(tb.tb_frame.f_code.co_filename).rstrip("c") == _THIS_FILE
-        ):
-            tb = tb.tb_next
-        frames = traceback.format_exception(type(exc), exc, tb)
+        if isinstance(exc, UsageError):
+            text = f"UsageError: {exc}"  # IPython shows no traceback for these
+        else:
+            # Only the user's frames: the kernel's (run_cell, the Shell) are dropped.
+            tb = None
+            frames = []
+            walk = exc.__traceback__
+            while walk is not None:
+                if os.path.abspath(walk.tb_frame.f_code.co_filename).rstrip("c") != _THIS_FILE:
+                    frames.append(walk)
+                walk = walk.tb_next
+            for frame in reversed(frames):
+                tb = types.TracebackType(tb, frame.tb_frame, frame.tb_lasti, frame.tb_lineno)
+            text = "".join(traceback.format_exception(type(exc), exc, tb))
         self.send(
             {
                 "type": "error",
                 "name": type(exc).__name__,
                 "value": _capped(str(exc), ERROR_LIMIT),
-                "traceback": _capped("".join(frames), ERROR_LIMIT),
+                "traceback": _capped(text, ERROR_LIMIT),
             }
         )
+
+
+SHELL_NAME = "__e2b_shell__"
+"""The namespace's name for the :class:`Shell` that ``!`` and ``%`` lines call."""
+
+# A line IPython treats as an escape: ``!cmd``, ``!!cmd``, ``%magic args``, optionally
+# assigned (``files = !ls``).
+_ESCAPED = re.compile(
+    r"^(?P<indent>[ \t]*)"
+    r"(?:(?P<target>[A-Za-z_][\w.]*(?:[ \t]*,[ \t]*[A-Za-z_][\w.]*)*)[ \t]*=[ \t]*)?"
+    r"(?P<escape>!!|!|%)(?P<rest>[^%=!].*|)$"
+)
+# Magics IPython also runs without their ``%`` in a one-line cell (its "automagic").
+_AUTOMAGIC = frozenset({"pip", "cd", "env", "pwd", "matplotlib"})
+
+
+def transform_cell(code: str, ns: Optional[Dict[str, Any]] = None) -> str:
+    r"""Rewrite a cell the way IPython does before compiling it.
+
+    Leading blank lines go; a cell indented as a whole is dedented by its first line's
+    indent; a first line ``%%name args`` makes the cell a cell magic; and, in a cell that
+    is not valid Python as it stands, ``!cmd`` / ``x = !cmd`` / ``%name args`` lines
+    become calls to the :class:`Shell` (``\`` continues such a line). A one-line cell
+    whose first word is one of ``_AUTOMAGIC`` and no name in ``ns`` (or a builtin) is
+    that magic (IPython's automagic: ``pip install x``, ``cd dir``).
+    """
+    lines = code.splitlines(True)
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    if lines:
+        indent = lines[0][: len(lines[0]) - len(lines[0].lstrip(" \t"))]
+        if indent:
+            lines = [ln[len(indent) :] if ln.startswith(indent) else ln for ln in lines]
+    code = "".join(lines)
+    word, _ = _split_word(code)
+    if (
+        "\n" not in code.strip()
+        and word in _AUTOMAGIC
+        and code[len(word) : len(word) + 1].strip() == ""
+        and word not in (ns or {})
+        and not hasattr(builtins, word)
+    ):
+        code = "%" + code
+        lines = [code]
+    if code.startswith("%%"):
+        first, _, body = code.partition("\n")
+        name, line = _split_word(first[2:])
+        return f"{SHELL_NAME}.run_cell_magic({name!r}, {line!r}, {body!r})\n"
+    try:
+        ast.parse(code)
+        return code
+    except SyntaxError:
+        pass
+    out: List[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i].rstrip("\r\n")
+        i += 1
+        m = _ESCAPED.match(line)
+        if m is None:
+            out.append(line + "\n")
+            continue
+        rest = m.group("rest").rstrip()
+        while rest.endswith("\\") and i < len(lines):
+            rest = rest[:-1] + " " + lines[i].strip()
+            i += 1
+        escape, target = m.group("escape"), m.group("target")
+        if escape == "%":
+            name, args = _split_word(rest)
+            call = f"{SHELL_NAME}.run_line_magic({name!r}, {args!r})"
+        elif escape == "!!" or target:
+            call = f"{SHELL_NAME}.getoutput({rest!r})"
+        else:
+            call = f"{SHELL_NAME}.system({rest!r})"
+        out.append(m.group("indent") + (f"{target} = " if target else "") + call + "\n")
+    return "".join(out)
+
+
+def _split_word(text: str) -> Tuple[str, str]:
+    parts = text.strip().split(None, 1)
+    return (parts[0] if parts else "", parts[1].strip() if len(parts) > 1 else "")
+
+
+class UsageError(Exception):
+    """A magic that does not exist or was called wrongly (IPython's name for it)."""
+
+
+class SList(List[str]):
+    """Lines of a command's output (``files = !ls``), as IPython's ``SList``."""
+
+    @property
+    def s(self) -> str:
+        """The lines joined by spaces."""
+        return " ".join(self)
+
+    @property
+    def n(self) -> str:
+        """The lines joined by newlines."""
+        return "\n".join(self)
+
+    @property
+    def l(self) -> List[str]:  # noqa: E743 - IPython's name
+        return list(self)
+
+
+# IPython's default shell aliases (``%ls``, ...), run as shell commands.
+_ALIASES = {
+    "ls": "ls -F",
+    "ll": "ls -F -l",
+    "cat": "cat",
+    "cp": "cp",
+    "mkdir": "mkdir",
+    "mv": "mv",
+    "rm": "rm",
+    "rmdir": "rmdir",
+}
+_DISPLAY_MAGICS = {
+    "html": "text/html",
+    "markdown": "text/markdown",
+    "latex": "text/latex",
+    "svg": "image/svg+xml",
+    "javascript": "application/javascript",
+    "js": "application/javascript",
+}
+
+
+class Shell:
+    """What ``!`` and ``%`` lines call: the part of IPython's shell that makes sense here.
+
+    ``!cmd`` runs ``cmd`` in bash (sh without bash), stderr merged into stdout as in a
+    notebook; ``x = !cmd`` / ``!!cmd`` return its output lines; both set ``_exit_code``
+    and expand ``{expr}`` and ``$name`` from the namespace (when all of them resolve).
+    Line magics: ``%pip``, ``%cd``, ``%pwd``, ``%env``, ``%time``, ``%system``/``%sx``,
+    ``%matplotlib`` (accepted; figures always show inline) and the aliases of
+    ``_ALIASES``. Cell magics: ``%%bash``, ``%%sh``, ``%%writefile``, and ``%%html``,
+    ``%%markdown``, ``%%latex``, ``%%svg``, ``%%javascript`` (displayed as results).
+    Any other magic raises :class:`UsageError`.
+    """
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.oldpwd: Optional[str] = None
+
+    @staticmethod
+    def _sh() -> str:
+        return "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
+
+    def _flush(self) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+
+    def _run(self, argv: List[str]) -> int:
+        """Run with the kernel's stdout; an interrupt kills the child (``subprocess``)."""
+        self._flush()
+        rc = subprocess.call(argv, stdin=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        self.kernel.ns["_exit_code"] = rc
+        return rc
+
+    def system(self, cmd: str) -> None:
+        """``!cmd``: run it, its output streamed as stdout."""
+        self._run([self._sh(), "-c", expand(cmd, sys._getframe(1))])
+
+    def getoutput(self, cmd: str) -> SList:
+        """``x = !cmd``: run it and return its output lines."""
+        self._flush()
+        proc = subprocess.run(
+            [self._sh(), "-c", expand(cmd, sys._getframe(1))],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        self.kernel.ns["_exit_code"] = proc.returncode
+        return SList(proc.stdout.decode("utf-8", "replace").splitlines())
+
+    def run_line_magic(self, name: str, line: str) -> Any:
+        """``%name line``."""
+        frame = sys._getframe(1)
+        fn: Optional[Callable[[str, types.FrameType], Any]] = getattr(self, f"line_{name}", None)
+        if fn is not None:
+            return fn(expand(line, frame) if name != "time" else line, frame)
+        if name in _ALIASES:
+            self._run([self._sh(), "-c", f"{_ALIASES[name]} {expand(line, frame)}"])
+            return None
+        raise UsageError(f"Line magic function `%{name}` not found.")
+
+    def run_cell_magic(self, name: str, line: str, cell: str) -> Any:
+        """A cell starting ``%%name line``."""
+        if name in _DISPLAY_MAGICS:
+            self.kernel.send_bundle({_DISPLAY_MAGICS[name]: cell}, main=False)
+            return None
+        fn: Optional[Callable[[str, str], Any]] = getattr(self, f"cell_{name}", None)
+        if fn is None:
+            raise UsageError(f"Cell magic `%%{name}` not found.")
+        return fn(expand(line, sys._getframe(1)), cell)
+
+    # -- line magics -------------------------------------------------------------
+    def line_pip(self, line: str, frame: types.FrameType) -> None:
+        self._run([sys.executable, "-m", "pip", *shlex.split(line)])
+        import importlib
+
+        importlib.invalidate_caches()  # what was just installed imports at once
+
+    def line_cd(self, line: str, frame: types.FrameType) -> None:
+        words = shlex.split(line)
+        quiet = "-q" in words
+        words = [w for w in words if w != "-q"]
+        target = words[0] if words else "~"
+        if target == "-":
+            target = self.oldpwd or os.getcwd()
+        here = os.getcwd()
+        try:
+            os.chdir(os.path.expanduser(target))
+        except OSError as exc:
+            print(exc)  # as IPython does: a message, not an exception
+            return
+        self.oldpwd = here
+        if not quiet:
+            print(os.getcwd())
+
+    def line_pwd(self, line: str, frame: types.FrameType) -> str:
+        return os.getcwd()
+
+    def line_env(self, line: str, frame: types.FrameType) -> Any:
+        if not line:
+            return dict(os.environ)
+        if "=" in line or len(line.split(None, 1)) == 2:
+            sep = "=" if "=" in line else None
+            key, value = (part.strip() for part in line.split(sep, 1))
+            os.environ[key] = value
+            print(f"env: {key}={value}")
+            return None
+        try:
+            return os.environ[line]
+        except KeyError:
+            raise UsageError(f"Environment does not have key: {line}") from None
+
+    def line_matplotlib(self, line: str, frame: types.FrameType) -> None:
+        return None
+
+    def line_system(self, line: str, frame: types.FrameType) -> SList:
+        return self.getoutput(line)
+
+    line_sx = line_system
+
+    def line_time(self, line: str, frame: types.FrameType) -> Any:
+        try:
+            code = compile(line, "<timed>", "eval")
+        except SyntaxError:
+            code = compile(line, "<timed>", "exec")
+        cpu0, wall0 = os.times(), time.perf_counter()
+        value = eval(code, frame.f_globals, frame.f_locals)
+        cpu1, wall = os.times(), time.perf_counter() - wall0
+        user, system = cpu1.user - cpu0.user, cpu1.system - cpu0.system
+        print(
+            f"CPU times: user {_duration(user)}, sys: {_duration(system)}, "
+            f"total: {_duration(user + system)}\nWall time: {_duration(wall)}"
+        )
+        return value
+
+    # -- cell magics -------------------------------------------------------------
+    def _script(self, shell: str, line: str, cell: str) -> None:
+        self._flush()
+        proc = subprocess.run([shell, *shlex.split(line)], input=cell.encode("utf-8"))
+        self.kernel.ns["_exit_code"] = proc.returncode
+        if proc.returncode:
+            raise subprocess.CalledProcessError(proc.returncode, cell)
+
+    def cell_bash(self, line: str, cell: str) -> None:
+        self._script(self._sh(), line, cell)
+
+    def cell_sh(self, line: str, cell: str) -> None:
+        self._script("/bin/sh", line, cell)
+
+    def cell_writefile(self, line: str, cell: str) -> None:
+        words = shlex.split(line)
+        append = bool({"-a", "--append"} & set(words))
+        names = [w for w in words if w not in ("-a", "--append")]
+        if len(names) != 1:
+            raise UsageError("%%writefile takes one file name (and -a to append)")
+        path = os.path.expanduser(names[0])
+        exists = os.path.exists(path)
+        print(f"{'Appending to' if append else 'Overwriting' if exists else 'Writing'} {path}")
+        with open(path, "a" if append else "w", encoding="utf-8") as f:
+            f.write(cell)
+
+
+def _duration(seconds: float) -> str:
+    for unit, scale in (("s", 1.0), ("ms", 1e3), ("µs", 1e6)):
+        if seconds * scale >= 1:
+            return f"{seconds * scale:.3g} {unit}"
+    return f"{seconds * 1e9:.0f} ns"
+
+
+_EXPR = re.compile(r"\{\{|\}\}|\$\$|\{([^{}]+)\}|\$([A-Za-z_]\w*)")
+
+
+def expand(cmd: str, frame: types.FrameType) -> str:
+    """IPython's variable expansion of a shell line: ``{expr}`` and ``$name`` from the
+    caller's namespace; ``{{``, ``}}`` and ``$$`` stand for themselves. When anything
+    fails to resolve the line runs as written (so ``$HOME`` and awk's ``{print $1}``
+    reach the shell intact)."""
+    if "{" not in cmd and "$" not in cmd:
+        return cmd
+    ns = {**frame.f_globals, **frame.f_locals}
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(1) is not None:
+            return str(eval(m.group(1), ns))
+        if m.group(2) is not None:
+            return str(ns[m.group(2)])
+        return m.group()[0]
+
+    try:
+        return _EXPR.sub(one, cmd)
+    except Exception:
+        return cmd
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` as plain JSON data: NaN and infinities become None, dates ISO text,
+    NumPy scalars Python numbers, anything else its ``str``."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "isoformat"):
+        try:
+            return str(value.isoformat())
+        except Exception:
+            pass
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return _json_safe(item())
+        except Exception:
+            pass
+    return str(value)
+
+
+# Cells of a DataFrame past which its table data is not sent (its html and text are).
+DATA_CELL_LIMIT = 100_000
+
+
+def _dataframe_data(value: Any) -> Optional[Dict[str, Any]]:
+    """E2B's ``e2b/data`` of a pandas DataFrame: its columns as lists (``to_dict("list")``)."""
+    cls = type(value)
+    if cls.__name__ != "DataFrame" or not cls.__module__.startswith("pandas"):
+        return None
+    try:
+        if int(value.size) > DATA_CELL_LIMIT:
+            return None
+        table = _json_safe(value.to_dict(orient="list"))
+    except Exception:
+        return None
+    return table if isinstance(table, dict) else None
 
 
 class _PyplotHook:

@@ -8,6 +8,7 @@ loop serves every request; code contexts and shell commands are child processes.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import selectors
@@ -73,6 +74,8 @@ class Agent(files.FileOps):
         self.context_seq = 0
         self.deadline: Optional[float] = float(deadline) if deadline else None
         self.deadline_timer: Optional[int] = None
+        self.paused_at: Optional[float] = None
+        """When the host stopped the deadline's clock to pause the sandbox (None: runs)."""
         self.watchdog = procs.Watchdog(self.deadline)
         self.schedule_deadline()
         log(
@@ -186,15 +189,20 @@ class Agent(files.FileOps):
             self.sel.unregister(proc.status_fd)
             proc.close()
 
+    def running_deadline(self) -> Optional[float]:
+        """The deadline to enforce now: none while the clock is stopped for a pause."""
+        return None if self.paused_at is not None else self.deadline
+
     def schedule_deadline(self) -> None:
         self.timers.cancel(self.deadline_timer)
         self.deadline_timer = None
+        deadline = self.running_deadline()
         try:
-            self.watchdog.set_deadline(self.deadline)
+            self.watchdog.set_deadline(deadline)
         except OSError as exc:
             log(f"watchdog unreachable: {exc}")
-        if self.deadline is not None:
-            delay = max(0.0, self.deadline - time.time())
+        if deadline is not None:
+            delay = max(0.0, deadline - time.time())
             self.deadline_timer = self.timers.add(delay, lambda: self.shutdown("deadline"))
 
     def shutdown(self, why: str) -> None:
@@ -253,7 +261,7 @@ class Agent(files.FileOps):
         if gone:
             log("the watchdog died; starting another")
             os.close(self.watchdog.fd)
-            self.watchdog = procs.Watchdog(self.deadline)
+            self.watchdog = procs.Watchdog(self.running_deadline())
 
     def on_input(self) -> None:
         try:
@@ -323,16 +331,36 @@ class Agent(files.FileOps):
             req["id"],
             {
                 "deadline": self.deadline,
+                "paused": self.paused_at is not None,
                 "contexts": sorted(self.contexts),
                 "commands": [c.proc.pid for c in self.commands.values()],
             },
         )
 
     def op_set_timeout(self, req: Message) -> None:
-        self.deadline = float(req["deadline"])
-        log(f"deadline moved to {self.deadline:.3f} ({self.deadline - time.time():.0f}s from now)")
+        pause = req.get("pause")
+        if pause is None and req.get("deadline") is None:
+            self.fail(req["id"], "ProtocolError", "set_timeout needs a deadline or pause")
+            return
+        now = time.time()
+        if pause:
+            # The host freezes the whole sandbox next. Frozen, the clocks go on: on
+            # waking, the timer and the watchdog would find the deadline passed. So the
+            # clock stops here, and starts again, moved by the time stopped, on resume.
+            if self.paused_at is None:
+                self.paused_at = now
+                log("deadline clock stopped for a pause")
+        elif self.paused_at is not None:
+            if self.deadline is not None:
+                self.deadline += now - self.paused_at
+            log(f"deadline clock restarted after {now - self.paused_at:.0f}s paused")
+            self.paused_at = None
+        if req.get("deadline") is not None:
+            self.deadline = float(req["deadline"])
+        if self.deadline is not None and not pause:
+            log(f"deadline moved to {self.deadline:.3f} ({self.deadline - now:.0f}s from now)")
         self.schedule_deadline()
-        self.finish(req["id"], {"deadline": self.deadline})
+        self.finish(req["id"], {"deadline": self.deadline, "paused": self.paused_at is not None})
 
     def language_of(self, req: Message) -> Optional[str]:
         """The request's language by its table name; None after failing the request."""
@@ -432,7 +460,9 @@ class Agent(files.FileOps):
         raise ProcessLookupError(3, f"no running command with pid {pid}")
 
     def op_send_stdin(self, req: Message) -> None:
-        self.process(req["pid"]).write_stdin(req["data"].encode("utf-8"))
+        data = req["data"]
+        raw = base64.b64decode(data) if req.get("base64") else data.encode("utf-8")
+        self.process(req["pid"]).write_stdin(raw)
         self.finish(req["id"])
 
     def op_close_stdin(self, req: Message) -> None:

@@ -25,8 +25,10 @@ characters, the agent writes all of it to ``path`` too and the ``done`` value sa
 output can point at the whole of it.
 
 ``command`` sends a ``started`` event with the process's ``pid`` as soon as it runs;
-with ``"stdin": true`` its stdin is a pipe fed by ``send_stdin`` / ``close_stdin``
-(otherwise it is closed). ``kill_process`` kills a command's whole process group.
+with ``"stdin": true`` its stdin is a pipe fed by ``send_stdin`` (``data`` is text,
+or bytes in base64 with ``"base64": true``) / ``close_stdin`` (otherwise it is
+closed). ``kill_process`` kills a command's whole process group. ``rename`` moves
+``path`` to ``new_path`` (creating its parents); ``remove`` of a missing path succeeds.
 
 ``agent_log`` answers with the agent's own latest log lines (``{"lines": [...], "total":
 n}``, at most the last 1000, oldest first; ``limit`` keeps only the last ``limit``).
@@ -79,7 +81,7 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "stdin": (_BOOL, False),
     },
     "cancel": {"target": (_STR, True)},
-    "send_stdin": {"pid": (_INT, True), "data": (_STR, True)},
+    "send_stdin": {"pid": (_INT, True), "data": (_STR, True), "base64": (_BOOL, False)},
     "close_stdin": {"pid": (_INT, True)},
     "kill_process": {"pid": (_INT, True)},
     "list_processes": {},
@@ -99,8 +101,11 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
     "list_dir": {"path": (_STR, True), "depth": (_INT, False)},
     "stat": {"path": (_STR, True)},
     "remove": {"path": (_STR, True)},
+    "rename": {"path": (_STR, True), "new_path": (_STR, True)},
     "make_dir": {"path": (_STR, True)},
-    "set_timeout": {"deadline": (_NUM, True)},
+    # pause: true stops the deadline's clock (the host freezes the sandbox next);
+    # pause: false starts it again, the deadline moved by the time stopped.
+    "set_timeout": {"deadline": (_NUM, False), "pause": (_BOOL, False)},
     "create_context": {"language": (_STR, True), "cwd": (_OPT_STR, False)},
     "list_contexts": {},
     "restart_context": {"context_id": (_STR, True)},

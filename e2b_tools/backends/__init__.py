@@ -45,7 +45,21 @@ class Backend(Protocol):
         ...
 
     def find(self, sandbox_id: str) -> dict[str, Any]:
-        """Inspect data of the running sandbox ``sandbox_id`` (raises if none runs)."""
+        """Inspect data of the running (or paused) sandbox ``sandbox_id`` (raises if
+        none runs; a paused one has ``State.Paused``)."""
+        ...
+
+    def pause(self, container_id: str, sandbox_id: str | None = None) -> bool:
+        """Freeze every process of the sandbox, memory kept; False if already paused."""
+        ...
+
+    def unpause(self, container_id: str, sandbox_id: str | None = None) -> bool:
+        """Thaw a paused sandbox; False if it was not paused."""
+        ...
+
+    def stats(self, container_id: str, sandbox_id: str | None = None) -> dict[str, Any]:
+        """One sample of resource use, in the shape of Docker's container stats
+        (``cpu_stats``, ``precpu_stats``, ``memory_stats``, ``read``)."""
         ...
 
     def list_containers(self, all_states: bool = False) -> list[dict[str, Any]]:

@@ -59,6 +59,7 @@ __all__ = [
     "DockerBackend",
     "default_backend",
     "engine_address",
+    "image_name",
     "map_docker_errors",
     "retry_infra",
 ]
@@ -167,6 +168,8 @@ class DockerBackend:
                 "LANG": "C.UTF-8",
                 **(attachment.env() if attachment else {}),
                 **config.envs,
+                "E2B_SANDBOX": "true",
+                "E2B_SANDBOX_ID": sandbox_id,
                 "E2B_TOOLS_USER": config.user,
                 "E2B_TOOLS_WORKDIR": config.workdir,
                 "E2B_TOOLS_DEADLINE": f"{end_at:.3f}",
@@ -366,8 +369,48 @@ class DockerBackend:
     def _inspect(self, container_id: str) -> dict[str, Any]:
         return cast(dict[str, Any], self.api.inspect_container(container_id))
 
+    def pause(self, container_id: str, sandbox_id: str | None = None) -> bool:
+        """``docker pause``: the cgroup freezer stops every process, memory kept."""
+        with map_docker_errors(sandbox_id):
+            try:
+                self._pause(container_id)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and "already paused" in str(exc).lower():
+                    return False
+                raise
+        return True
+
+    @retry_infra
+    def _pause(self, container_id: str) -> None:
+        self.api.pause(container_id)
+
+    def unpause(self, container_id: str, sandbox_id: str | None = None) -> bool:
+        """``docker unpause``; False if the container was not paused."""
+        with map_docker_errors(sandbox_id):
+            try:
+                self._unpause(container_id)
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409 and "not paused" in str(exc).lower():
+                    return False
+                raise
+        return True
+
+    @retry_infra
+    def _unpause(self, container_id: str) -> None:
+        self.api.unpause(container_id)
+
+    def stats(self, container_id: str, sandbox_id: str | None = None) -> dict[str, Any]:
+        """One sample of the engine's container stats (``precpu_stats`` filled: the
+        engine waits for a second sample, about a second)."""
+        with map_docker_errors(sandbox_id):
+            return self._stats(container_id)
+
+    @retry_infra
+    def _stats(self, container_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], self.api.stats(container_id, stream=False))
+
     def find(self, sandbox_id: str) -> dict[str, Any]:
-        """Inspect data of the running sandbox ``sandbox_id``."""
+        """Inspect data of the running (or paused: ``State.Paused``) sandbox."""
         info = self.inspect(NAME_PREFIX + sandbox_id, sandbox_id)
         if (
             info is None
@@ -405,15 +448,27 @@ class DockerBackend:
             metadata = {}
         end_at = labels.get(LABEL_END_AT)
         created = summary.get("Created")
+        image = str(summary.get("Image") or "")
         return SandboxInfo(
             sandbox_id=labels.get(LABEL_SANDBOX, ""),
             container_id=summary["Id"],
-            image=summary.get("Image", ""),
+            image=image,
             metadata=metadata,
             started_at=dt.datetime.fromtimestamp(created, dt.timezone.utc) if created else None,
             end_at=dt.datetime.fromtimestamp(float(end_at), dt.timezone.utc) if end_at else None,
             state=summary.get("State", ""),
+            template_id=image,
+            name=image_name(image) or None,
         )
+
+
+def image_name(image: str) -> str:
+    """An image reference without its tag or digest: ``"e2b-tools/sandbox:1"`` ->
+    ``"e2b-tools/sandbox"`` (a registry's port stays: ``"host:5000/img"``)."""
+    name = image.partition("@")[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    return name[:colon] if colon > slash else name
 
 
 _default_backend: DockerBackend | None = None

@@ -122,7 +122,8 @@ def test_rewriting_keeps_mode_follows_symlinks_and_respects_read_only(sandbox: S
     sandbox.commands.run("chmod 750 run.sh && ln -s run.sh link.sh")
     sandbox.files.write("run.sh", "#!/bin/sh\necho two\n")
     assert sandbox.commands.run("stat -c %a run.sh && ./run.sh").stdout == "750\ntwo\n"
-    assert sandbox.files.write("link.sh", "#!/bin/sh\necho three\n").type == "symlink"
+    written = sandbox.files.write("link.sh", "#!/bin/sh\necho three\n")
+    assert written.type == "file" and written.symlink_target == written.path[:-7] + "run.sh"
     assert sandbox.commands.run("stat -c %F link.sh && ./run.sh").stdout == (
         "symbolic link\nthree\n"
     )

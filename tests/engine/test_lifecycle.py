@@ -7,7 +7,13 @@ import time
 import docker
 import pytest
 
-from e2b_tools import ImageNotFoundError, Sandbox, SandboxGoneError, SandboxNotFoundError
+from e2b_tools import (
+    ImageNotFoundError,
+    Sandbox,
+    SandboxGoneError,
+    SandboxNotFoundError,
+    SandboxQuery,
+)
 from e2b_tools.backends.docker import LABEL_SANDBOX
 
 
@@ -50,9 +56,9 @@ def test_list_and_metadata_filter(image: str) -> None:
         Sandbox.create(metadata={"suite": "lifecycle", "n": "1"}) as a,
         Sandbox.create(metadata={"suite": "other"}) as b,
     ):
-        ids = {i.sandbox_id for i in Sandbox.list()}
+        ids = {i.sandbox_id for i in Sandbox.list().next_items()}
         assert {a.sandbox_id, b.sandbox_id} <= ids
-        only = Sandbox.list(metadata={"suite": "lifecycle"})
+        only = Sandbox.list(SandboxQuery(metadata={"suite": "lifecycle"})).next_items()
         assert [i.sandbox_id for i in only] == [a.sandbox_id]
         assert only[0].metadata == {"suite": "lifecycle", "n": "1"}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import docker
 
-from e2b_tools import POOL_LABEL, Sandbox, SandboxPool, gc
+from e2b_tools import POOL_LABEL, Sandbox, SandboxPool, SandboxQuery, gc
 from e2b_tools.backends.docker import LABEL_METADATA, LABEL_SANDBOX, DockerBackend
 from e2b_tools.tools import Toolkit
 
@@ -43,7 +43,8 @@ def test_a_pool_hands_out_labelled_working_sandboxes(
 ) -> None:
     with SandboxPool(2, pooled_ttl=12) as pool:
         pool.wait_ready()
-        listed = Sandbox.list({POOL_LABEL: pool.pool_id})
+        query = SandboxQuery(metadata={POOL_LABEL: pool.pool_id})
+        listed = Sandbox.list(query).next_items()
         assert len(listed) == 2
         assert len(_containers(docker_client, pool.pool_id)) == 2
         with pool.sandbox() as sbx:
@@ -58,7 +59,7 @@ def test_a_pool_hands_out_labelled_working_sandboxes(
         time.sleep(13)
         assert pool.stats().refreshed >= 2
         assert gc(backend=_OnePool(pool.pool_id)) == []
-        assert len(Sandbox.list({POOL_LABEL: pool.pool_id})) == 2
+        assert len(Sandbox.list(query).next_items()) == 2
         with Toolkit(pool=pool) as kit:
             assert "[result]\n4" in kit.get("run_code").run(code="2 + 2").text
         stats = pool.stats()

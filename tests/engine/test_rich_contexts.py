@@ -45,7 +45,8 @@ def test_dataframe_html_and_display(sandbox: Sandbox) -> None:
         "import pandas as pd\ndf = pd.DataFrame({'a': [1, 2]})\ndisplay(df, 'note')\ndf.a.sum()"
     )
     first, second, main = execution.results
-    assert first.formats() == ["text", "html"] and "<table" in (first.html or "")
+    assert first.formats() == ["text", "html", "data"] and "<table" in (first.html or "")
+    assert first.data == {"a": [1, 2]}
     assert not first.is_main_result
     assert second.text == "'note'"
     assert main.is_main_result and main.text == "3"

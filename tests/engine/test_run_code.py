@@ -137,7 +137,8 @@ def test_bad_arguments(sandbox: Sandbox) -> None:
     with pytest.raises(InvalidArgumentError, match="available: python"):
         sandbox.run_code("1", language="cobol")
     with pytest.raises(InvalidArgumentError):
-        sandbox.run_code("1", timeout=0)
+        sandbox.run_code("1", timeout=-1)
+    assert sandbox.run_code("1", timeout=0).text == "1"  # 0: no limit, as in E2B
 
 
 def test_huge_code_and_unicode(sandbox: Sandbox) -> None:

@@ -21,6 +21,7 @@ from e2b_tools import (
     SandboxConfig,
     SandboxError,
     SandboxPool,
+    SandboxQuery,
 )
 from e2b_tools.tools import Toolkit
 
@@ -53,7 +54,8 @@ async def test_hands_out_each_once_and_refills_behind(backend: LocalBackend) -> 
         assert (await b.run_code("6 * 7")).text == "42"
         assert a.config.metadata[POOL_LABEL] == pool.pool_id
         assert a.config.timeout == SandboxConfig().timeout  # the config's, not the pool's
-        listed = await AsyncSandbox.list({POOL_LABEL: pool.pool_id}, backend=backend)
+        query = SandboxQuery(metadata={POOL_LABEL: pool.pool_id})
+        listed = await AsyncSandbox.list(query, backend=backend).next_items()
         assert {a.sandbox_id, b.sandbox_id} <= {i.sandbox_id for i in listed}
         await pool.wait_ready()
         c = await pool.acquire()
