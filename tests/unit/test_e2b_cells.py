@@ -24,7 +24,7 @@ from e2b_tools import (
     Result,
     Sandbox,
 )
-from e2b_tools.agent.kernel_python import transform_cell
+from e2b_tools.agent.shell import transform_cell
 
 
 @pytest.fixture
