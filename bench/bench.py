@@ -22,13 +22,13 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import statistics
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import docker
 import netbench
+from timings import summary
 
 from e2b_tools import Sandbox
 from e2b_tools.images import DEFAULT_IMAGE, build_image
@@ -51,17 +51,6 @@ def _peak_growth(fn: Callable[[], T]) -> tuple[float, float, T]:
     t = time.perf_counter()
     result = fn()
     return time.perf_counter() - t, _status("VmHWM") - base, result
-
-
-def _ms(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {
-        "p50": statistics.median(ordered) * 1e3,
-        "p95": pick(0.95) * 1e3,
-        "min": ordered[0] * 1e3,
-        "n": len(ordered),
-    }
 
 
 def _time(fn: Callable[[], object], n: int) -> list[float]:
@@ -95,13 +84,15 @@ def main() -> None:
         api.start(cid)
         raw_create.append(time.perf_counter() - t)
         api.remove_container(cid, force=True)
-    rows.append(("raw   docker create+start", _ms(raw_create)))
+    rows.append(("raw   docker create+start", summary(raw_create)))
 
     cid = api.create_container(DEFAULT_IMAGE, command=["sleep", "infinity"])["Id"]
     api.start(cid)
     container = client.containers.get(cid)
     try:
-        rows.append(("raw   exec_run('true')", _ms(_time(lambda: container.exec_run("true"), 50))))
+        rows.append(
+            ("raw   exec_run('true')", summary(_time(lambda: container.exec_run("true"), 50)))
+        )
     finally:
         api.remove_container(cid, force=True)
 
@@ -112,7 +103,7 @@ def main() -> None:
         sbx.run_code("1")
         cold.append(time.perf_counter() - t)
         sbx.kill()
-    rows.append(("ours  cold create -> first run_code", _ms(cold)))
+    rows.append(("ours  cold create -> first run_code", summary(cold)))
     # Right after its baseline, with the same rounds; the upstream is examples/local_index.py.
     net = netbench.measure(client, DEFAULT_IMAGE, args.rounds, args.calls)
 
@@ -120,18 +111,18 @@ def main() -> None:
         for _ in range(20):
             sbx.run_code("x = 1")
         rows.append(
-            ("ours  run_code('x = 1')", _ms(_time(lambda: sbx.run_code("x = 1"), args.calls)))
+            ("ours  run_code('x = 1')", summary(_time(lambda: sbx.run_code("x = 1"), args.calls)))
         )
         for _ in range(20):
             sbx.run_code("x = 1", language="javascript")
         rows.append(
             (
                 "ours  run_code('x = 1', javascript)",
-                _ms(_time(lambda: sbx.run_code("x = 1", language="javascript"), args.calls)),
+                summary(_time(lambda: sbx.run_code("x = 1", language="javascript"), args.calls)),
             )
         )
         rows.append(
-            ("ours  commands.run('true')", _ms(_time(lambda: sbx.commands.run("true"), 100)))
+            ("ours  commands.run('true')", summary(_time(lambda: sbx.commands.run("true"), 100)))
         )
         memory: list[tuple[str, float, float, int]] = []
         sbx.commands.run("head -c 200000000 /dev/urandom > big.bin", timeout=300)
@@ -185,8 +176,8 @@ def main() -> None:
 
 
 def _print_network(net: netbench.NetworkFigures, cold: dict[str, float]) -> None:
-    policy = _ms(net.policy_cold)
-    proxied, direct = _ms(net.proxied_get), _ms(net.direct_get)
+    policy = summary(net.policy_cold)
+    proxied, direct = summary(net.proxied_get), summary(net.direct_get)
     print(f"\n{'network (egress proxy)':40} {'p50 ms':>9} {'p95 ms':>9} {'min ms':>9} {'n':>5}")
     for name, s in (
         ("ours  cold create -> first run_code", cold),

@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import threading
 import time
+
+from timings import summary
 
 from e2b_tools import AsyncSandbox, Sandbox
 from e2b_tools.images import build_image
 
 
 def _summary(samples: list[float], seconds: float) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
-    return len(samples) / seconds, statistics.median(ordered) * 1e3, p99 * 1e3
+    ms = summary(samples)
+    return len(samples) / seconds, ms["p50"], ms["p99"]
 
 
 async def _async_round(callers: int, seconds: float) -> tuple[float, float, float]:

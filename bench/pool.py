@@ -24,27 +24,15 @@ import argparse
 import asyncio
 import gc
 import json
-import statistics
 import time
 import tracemalloc
 
 import docker
+from timings import summary
 
 from e2b_tools import POOL_LABEL, AsyncSandbox, AsyncSandboxPool
 from e2b_tools.backends.docker import LABEL_METADATA, LABEL_SANDBOX
 from e2b_tools.images import build_image
-
-
-def _stats(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {
-        "p50": statistics.median(ordered) * 1e3,
-        "p95": pick(0.95) * 1e3,
-        "p99": pick(0.99) * 1e3,
-        "max": ordered[-1] * 1e3,
-        "n": len(ordered),
-    }
 
 
 def _row(name: str, s: dict[str, float]) -> str:
@@ -194,13 +182,13 @@ async def _main(args: argparse.Namespace) -> None:
     memory = await _memory(args.size, client)
 
     print(f"{'measure (ms)':<44}{'p50':>9}{'p95':>9}{'p99':>9}{'max':>9}{'n':>6}")
-    print(_row("cold  create -> first run_code('1')", _stats(cold)))
-    print(_row(f"pool  acquire -> first run_code('1'), {args.size}", _stats(seq)))
-    print(_row("pool  the same, full pool, quiet engine", _stats(settled)))
-    print(_row(f"burst {args.burst} acquires, pool {args.size}: all", _stats(warm + cold_burst)))
-    print(_row("burst  of which from the pool", _stats(warm)))
+    print(_row("cold  create -> first run_code('1')", summary(cold)))
+    print(_row(f"pool  acquire -> first run_code('1'), {args.size}", summary(seq)))
+    print(_row("pool  the same, full pool, quiet engine", summary(settled)))
+    print(_row(f"burst {args.burst} acquires, pool {args.size}: all", summary(warm + cold_burst)))
+    print(_row("burst  of which from the pool", summary(warm)))
     if cold_burst:
-        print(_row("burst  of which cold fallbacks", _stats(cold_burst)))
+        print(_row("burst  of which cold fallbacks", summary(cold_burst)))
     print()
     print(
         f"sequential: the pool was empty before {waits} of {args.acquisitions} acquisitions; "
