@@ -19,12 +19,6 @@ from e2b_tools.agent.plumbing import LOG_LINE_CHARS, LogBuffer
 from e2b_tools.cli import _admin, _sandboxes, _shell, main
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[LocalBackend]:
-    with LocalBackend() as local:
-        yield local
-
-
 @pytest.fixture
 def local(backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> Iterator[Sandbox]:
     """A local sandbox, with every command pointed at the local backend."""

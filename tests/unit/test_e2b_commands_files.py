@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Iterator
 
 import pytest
 from local_backend import LocalBackend
@@ -27,19 +26,9 @@ from e2b_tools import (
 from e2b_tools._exceptions import error_from_event
 
 
-@pytest.fixture(scope="module")
-def backend() -> Iterator[LocalBackend]:
-    with LocalBackend() as local:
-        yield local
-
-
 @pytest.fixture
-def sbx(backend: LocalBackend) -> Iterator[Sandbox]:
-    sandbox = Sandbox.create(backend=backend, timeout=120)
-    try:
-        yield sandbox
-    finally:
-        sandbox.kill()
+def sbx(local_sandbox: Sandbox) -> Sandbox:
+    return local_sandbox
 
 
 # -- errors ---------------------------------------------------------------------------

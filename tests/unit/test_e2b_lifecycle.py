@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Iterator
 
 import pytest
 from local_backend import LocalBackend
@@ -25,12 +24,6 @@ from e2b_tools import (
 )
 from e2b_tools._inspect import metrics_from_stats
 from e2b_tools.backends.docker import image_name
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[LocalBackend]:
-    with LocalBackend() as local:
-        yield local
 
 
 def _deadline(sbx: Sandbox) -> float:

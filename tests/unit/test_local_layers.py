@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import pytest
 from local_backend import LocalBackend
@@ -23,22 +22,6 @@ from e2b_tools import (
     SaveOutput,
 )
 from e2b_tools.tools import Toolkit
-
-
-@pytest.fixture(scope="module")
-def backend() -> Iterator[LocalBackend]:
-    with LocalBackend() as local:
-        yield local
-
-
-@pytest.fixture
-def local_sandbox(backend: LocalBackend) -> Iterator[Sandbox]:
-    sbx = Sandbox.create(backend=backend, timeout=120)
-    try:
-        yield sbx
-    finally:
-        sbx.kill()
-
 
 # -- sandbox API --------------------------------------------------------------------
 
