@@ -6,7 +6,7 @@ forwards as ``stdout``/``stderr`` events, so output from ``print``, from C exten
 and from subprocesses all arrive the same way. Before any control message the
 kernel flushes ``sys.stdout``/``sys.stderr`` so that output precedes the result.
 
-Cells are read as IPython reads them (:func:`transform_cell`): a cell indented as a
+Cells are read as IPython reads them (:func:`parse_cell`): a cell indented as a
 whole is dedented, ``!cmd`` lines run in a shell, and the magics of :class:`Shell` work
 (``%pip``, ``%cd``, ``%env``, ``%%bash``, ...), without IPython being installed.
 """
@@ -27,7 +27,8 @@ import types
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
 from . import procs
-from .shell import SHELL_NAME, Shell, UsageError, transform_cell
+from .plumbing import READ_CHUNK
+from .shell import SHELL_NAME, Shell, UsageError, parse_cell
 
 if TYPE_CHECKING:
     import asyncio
@@ -93,7 +94,7 @@ class Kernel:
 
     def read_request(self) -> Optional[Dict[str, Any]]:
         while b"\n" not in self._buf:
-            chunk = self.req.read(1 << 20)
+            chunk = self.req.read(READ_CHUNK)
             if not chunk:
                 return None
             self._buf += chunk
@@ -134,14 +135,15 @@ class Kernel:
             self.send({"type": "done", "execution_count": self.count})
 
     def run_cell(self, code: str) -> None:
-        code = transform_cell(code, self.ns)
         filename = f"<cell-{self.count}>"
+        code, tree = parse_cell(code, self.ns, filename)
         linecache.cache[filename] = (len(code), None, code.splitlines(True), filename)
-        try:
-            tree = ast.parse(code, filename, "exec")
-        except SyntaxError as exc:
-            self.send_error(exc)
-            return
+        if tree is None:
+            try:
+                tree = ast.parse(code, filename, "exec")
+            except SyntaxError as exc:
+                self.send_error(exc)
+                return
         last: Optional[ast.expr] = None
         if tree.body and isinstance(tree.body[-1], ast.Expr):
             last = tree.body.pop().value  # type: ignore[attr-defined]

@@ -20,11 +20,15 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 from . import files, languages, procs, protocol
 from .commands import Command, ProgramRun
 from .contexts import BashContext, KernelContext, NodeContext, PythonContext
-from .plumbing import LOG, Spill, Timers, log, memory_limit
+from .plumbing import LOG, READ_CHUNK, Spill, Timers, log, memory_limit, note
 from .protocol import Message
 
 LANGUAGES = languages.available()
 OUT_BATCH = 1 << 18
+WATCHDOG_DEFER = 1.0
+"""Seconds a later deadline waits before the watchdog hears of it."""
+WATCHDOG_DEFER_MIN = 30.0
+"""A deadline the watchdog holds closer than this is moved at once."""
 """Bytes of queued protocol output that are written at once, before the loop's turn."""
 
 
@@ -74,6 +78,7 @@ class Agent(files.FileOps):
         self.context_seq = 0
         self.deadline: Optional[float] = float(deadline) if deadline else None
         self.deadline_timer: Optional[int] = None
+        self.watchdog_timer: Optional[int] = None
         self.paused_at: Optional[float] = None
         """When the host stopped the deadline's clock to pause the sandbox (None: runs)."""
         self.watchdog = procs.Watchdog(self.deadline)
@@ -197,13 +202,31 @@ class Agent(files.FileOps):
         self.timers.cancel(self.deadline_timer)
         self.deadline_timer = None
         deadline = self.running_deadline()
-        try:
-            self.watchdog.set_deadline(deadline)
-        except OSError as exc:
-            log(f"watchdog unreachable: {exc}")
+        armed = self.watchdog.deadline
+        if (
+            deadline is None
+            or armed is None
+            or deadline < armed
+            or armed - time.time() < WATCHDOG_DEFER_MIN
+        ):
+            self.arm_watchdog()
+        elif self.watchdog_timer is None:
+            # A later deadline can wait a moment: the watchdog only kills at the one it
+            # holds, still far off, and the calls that follow a set_timeout (a pool's
+            # hand-out) then do not wait behind waking it.
+            self.watchdog_timer = self.timers.add(WATCHDOG_DEFER, self.arm_watchdog)
         if deadline is not None:
             delay = max(0.0, deadline - time.time())
             self.deadline_timer = self.timers.add(delay, lambda: self.shutdown("deadline"))
+
+    def arm_watchdog(self) -> None:
+        """Hand the watchdog the deadline to enforce now."""
+        self.timers.cancel(self.watchdog_timer)
+        self.watchdog_timer = None
+        try:
+            self.watchdog.set_deadline(self.running_deadline())
+        except OSError as exc:
+            log(f"watchdog unreachable: {exc}")
 
     def shutdown(self, why: str) -> None:
         log(f"exiting: {why}")
@@ -265,7 +288,7 @@ class Agent(files.FileOps):
 
     def on_input(self) -> None:
         try:
-            data = os.read(self.in_fd, 1 << 20)
+            data = os.read(self.in_fd, READ_CHUNK)
         except BlockingIOError:
             return
         if not data:
@@ -303,7 +326,7 @@ class Agent(files.FileOps):
 
     # -- ops ---------------------------------------------------------------------
     def op_hello(self, req: Message) -> None:
-        log(f"hello from a host (protocol {req['protocol_version']})")
+        note(f"hello from a host (protocol {req['protocol_version']})")
         self.send(
             {
                 "id": req["id"],
@@ -358,7 +381,7 @@ class Agent(files.FileOps):
         if req.get("deadline") is not None:
             self.deadline = float(req["deadline"])
         if self.deadline is not None and not pause:
-            log(f"deadline moved to {self.deadline:.3f} ({self.deadline - now:.0f}s from now)")
+            note(f"deadline moved to {self.deadline:.3f} ({self.deadline - now:.0f}s from now)")
         self.schedule_deadline()
         self.finish(req["id"], {"deadline": self.deadline, "paused": self.paused_at is not None})
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     from .main import Agent
 
 READ_CHUNK = 1 << 16
+"""Bytes per read of a pipe: what a pipe holds at most, and below the size from which
+malloc maps (and unmaps) fresh pages for every read."""
 
 
 def read_chunk(fd: int) -> Optional[bytes]:
@@ -59,11 +61,18 @@ class LogBuffer:
 LOG = LogBuffer()
 
 
-def log(msg: str) -> None:
-    """Write a line to the agent's stderr and keep it in :data:`LOG`."""
+def note(msg: str) -> None:
+    """Keep a routine line in :data:`LOG` only (the ``agent_log`` op shows it). Unlike
+    :func:`log` it costs no trip through the engine to the host, and it does not push
+    the lines that explain a failure out of the few the host keeps."""
     now = time.time()
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now))
     LOG.add(f"{stamp}.{int(now * 1000) % 1000:03d}Z {msg}")
+
+
+def log(msg: str) -> None:
+    """Write a line to the agent's stderr and keep it in :data:`LOG`."""
+    note(msg)
     try:
         os.write(2, f"e2b-tools-agent: {msg}\n".encode("utf-8", "replace"))
     except OSError:

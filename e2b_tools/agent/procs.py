@@ -431,6 +431,8 @@ class Watchdog:
         os.set_blocking(w, False)  # a stopped watchdog must not block the agent
         self.pid = pid
         self.fd = w
+        self.deadline = deadline
+        """The deadline the watchdog enforces (None: none, the clock is stopped)."""
 
     @staticmethod
     def _watch(agent: int, fd: int, deadline: Optional[float]) -> None:  # pragma: no cover
@@ -452,3 +454,4 @@ class Watchdog:
 
     def set_deadline(self, deadline: Optional[float]) -> None:
         os.write(self.fd, (f"{deadline!r}" if deadline is not None else "").encode() + b"\n")
+        self.deadline = deadline

@@ -32,7 +32,17 @@ _AUTOMAGIC = frozenset({"pip", "cd", "env", "pwd", "matplotlib"})
 
 
 def transform_cell(code: str, ns: Optional[Dict[str, Any]] = None) -> str:
-    r"""Rewrite a cell the way IPython does before compiling it.
+    r"""Rewrite a cell the way IPython does before compiling it (see :func:`parse_cell`)."""
+    return parse_cell(code, ns)[0]
+
+
+def parse_cell(
+    code: str, ns: Optional[Dict[str, Any]] = None, filename: str = "<unknown>"
+) -> Tuple[str, Optional[ast.Module]]:
+    r"""Rewrite a cell the way IPython does, and its syntax tree when the rewrite parsed it.
+
+    The tree comes back for a cell that is plain Python (most cells), so the kernel does
+    not parse it twice; it is None for a rewritten cell.
 
     Leading blank lines go; a cell indented as a whole is dedented by its first line's
     indent; a first line ``%%name args`` makes the cell a cell magic; and, in a cell that
@@ -62,10 +72,9 @@ def transform_cell(code: str, ns: Optional[Dict[str, Any]] = None) -> str:
     if code.startswith("%%"):
         first, _, body = code.partition("\n")
         name, line = _split_word(first[2:])
-        return f"{SHELL_NAME}.run_cell_magic({name!r}, {line!r}, {body!r})\n"
+        return f"{SHELL_NAME}.run_cell_magic({name!r}, {line!r}, {body!r})\n", None
     try:
-        ast.parse(code)
-        return code
+        return code, ast.parse(code, filename)
     except SyntaxError:
         pass
     out: List[str] = []
@@ -90,7 +99,7 @@ def transform_cell(code: str, ns: Optional[Dict[str, Any]] = None) -> str:
         else:
             call = f"{SHELL_NAME}.system({rest!r})"
         out.append(m.group("indent") + (f"{target} = " if target else "") + call + "\n")
-    return "".join(out)
+    return "".join(out), None
 
 
 def _split_word(text: str) -> Tuple[str, str]:

@@ -24,7 +24,7 @@ from e2b_tools import (
     Result,
     Sandbox,
 )
-from e2b_tools.agent.shell import transform_cell
+from e2b_tools.agent.shell import SHELL_NAME, parse_cell, transform_cell
 
 
 @pytest.fixture
@@ -60,6 +60,16 @@ async def test_an_indented_cell_is_dedented(sbx: AsyncSandbox) -> None:
 def test_transform_leaves_valid_python_alone() -> None:
     code = 'x = ("a %s"\n     % 1)\nprint("!not a command")\n'
     assert transform_cell(code) == code
+
+
+def test_parse_cell_parses_a_plain_cell_once_and_leaves_rewrites_to_the_kernel() -> None:
+    code, tree = parse_cell("  x = 1\n  x", filename="<cell-7>")
+    assert code == "x = 1\nx" and tree is not None
+    assert [type(node).__name__ for node in tree.body] == ["Assign", "Expr"]
+    rewritten, none = parse_cell("!echo hi\nx = 1")
+    assert none is None and rewritten.startswith(f"{SHELL_NAME}.system('echo hi')")
+    assert parse_cell("%%bash\necho hi")[1] is None
+    assert parse_cell("def f(:\n")[1] is None  # the kernel reports the SyntaxError
 
 
 @pytest.mark.asyncio

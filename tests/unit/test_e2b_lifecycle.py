@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import signal
 import time
 
 import pytest
@@ -222,3 +224,48 @@ async def test_async_forms(backend: LocalBackend) -> None:
         assert info.state == SandboxState.RUNNING
     finally:
         assert await AsyncSandbox.kill(sbx.sandbox_id, backend=backend) is True
+
+
+def _agent_pid(backend: LocalBackend, sbx: Sandbox) -> int:
+    process = backend._sandboxes[sbx.container_id].process
+    assert process is not None
+    return process.pid
+
+
+def _dies_within(pid: int, seconds: float) -> float | None:
+    """Seconds until ``pid`` is gone (killed or a zombie), None if it outlives ``seconds``."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                    return time.monotonic() - start
+        except FileNotFoundError:
+            return time.monotonic() - start
+        time.sleep(0.1)
+    return None
+
+
+@pytest.mark.parametrize("move", ["earlier", "later", "later-then-earlier"])
+def test_the_watchdog_enforces_a_moved_deadline_on_a_stopped_agent(
+    backend: LocalBackend, move: str
+) -> None:
+    """The agent hands the watchdog a later deadline lazily (off the path of the calls
+    that follow a set_timeout); an earlier one, or one close to the one it holds, at
+    once. Either way a stopped agent dies at the new deadline, not before."""
+    sbx = Sandbox.create(backend=backend, timeout=3 if move == "later" else 60)
+    try:
+        if move == "later-then-earlier":
+            sbx.set_timeout(90)  # far off: waits its turn, then must not undo the next
+        sbx.set_timeout(6 if move == "later" else 2)
+        pid = _agent_pid(backend, sbx)
+        os.kill(pid, signal.SIGSTOP)  # only the watchdog can end it now
+        took = _dies_within(pid, 20)
+        assert took is not None, "the watchdog did not kill a stopped agent past its deadline"
+        # Deadline, plus the watchdog's 2 s grace, plus slack; not at the old deadline.
+        if move != "later":
+            assert took < 10
+        else:
+            assert took > 6, "killed at the old deadline: the later one never reached it"
+    finally:
+        sbx.kill()
