@@ -29,7 +29,7 @@ from pydantic import BaseModel
 
 from ._bridge import LoopBridge
 from ._config import SandboxConfig
-from ._exceptions import InvalidArgumentError, SandboxError, SandboxTimeoutError
+from ._exceptions import InvalidArgumentError, SandboxError, SandboxGoneError, SandboxTimeoutError
 from ._sandbox import AsyncSandbox
 from .backends import Backend
 
@@ -353,7 +353,9 @@ class AsyncSandboxPool:
             self._counts["discarded"] += 1
             self._kill_later(sbx)
             return False
-        self._in_background(sbx.set_timeout(lifetime), f"moving the deadline of {sbx.sandbox_id}")
+        self._in_background(
+            _move_deadline(sbx, lifetime), f"moving the deadline of {sbx.sandbox_id}"
+        )
         # What the caller sees is what the sandbox now has: the config's lifetime.
         sbx._config = sbx.config.model_copy(update={"timeout": lifetime})
         return True
@@ -523,3 +525,10 @@ async def _quiet_kill(sbx: AsyncSandbox) -> None:
         await sbx.kill()
     except SandboxError:
         pass
+
+
+async def _move_deadline(sbx: AsyncSandbox, lifetime: float) -> None:
+    """A handed-out sandbox's new deadline. Its new owner may kill it before the answer
+    comes (acquire, one call, kill): a sandbox gone by then is no news."""
+    with contextlib.suppress(SandboxGoneError):
+        await sbx.set_timeout(lifetime)

@@ -22,7 +22,6 @@ from ._channel import (
 from ._code import CodeMethods
 from ._commands import AsyncCommands
 from ._config import (
-    DEFAULT_TIMEOUT,
     Network,
     NetworkPolicy,
     SandboxConfig,
@@ -130,24 +129,35 @@ class AsyncSandbox(CodeMethods):
     async def create(
         cls,
         image: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
         envs: dict[str, str] | None = None,
+        *,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
         network: Network | dict[str, builtins.list[str]] = "none",
-        metadata: dict[str, str] | None = None,
-        *,
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
+        secure: bool = True,
+        api_key: str | None = None,
+        domain: str | None = None,
+        debug: bool | None = None,
+        request_timeout: float | None = None,
+        proxy: Any = None,
     ) -> AsyncSandbox:
         """Start a new sandbox and wait until its agent answers.
+
+        The first four parameters are E2B's, in E2B's order (``template`` is E2B's name
+        for ``image``).
 
         Args:
             image: Image to run; default ``e2b-tools/sandbox:<version>``. Any image with
                 ``python3`` works: the agent is injected when the image lacks it.
-            timeout: Lifetime in seconds; the sandbox removes itself at the deadline.
+            timeout: Lifetime in seconds (default: the config's, else 300); the sandbox
+                removes itself at the deadline.
+            metadata: Labels returned by :meth:`list`.
             envs: Environment variables for all code and commands.
             cpu: CPU cores (``None``: unlimited).
             memory: Memory limit such as ``"512m"`` (``None``: unlimited).
@@ -156,13 +166,16 @@ class AsyncSandbox(CodeMethods):
                 [...]}``) that an egress proxy outside the sandbox enforces, or
                 ``"full"`` (the public internet through the proxy; host, private and
                 metadata addresses stay blocked). See ``docs/network.md``.
-            metadata: Labels returned by :meth:`list`.
             template: E2B's name for ``image`` (give one of the two, or both the same).
             allow_internet_access: E2B's switch: ``True`` turns the default ``"none"``
                 into ``"full"``; ``False`` means no network (with a policy: adds
                 :data:`ALL_TRAFFIC` to its ``deny_out``).
             config: Full configuration; the other arguments override its fields.
             backend: Docker backend to use (default: the engine of ``DOCKER_HOST``).
+            secure, api_key, domain, debug, request_timeout, proxy: E2B's cloud
+                connection settings, accepted so E2B code runs unchanged, and unused:
+                the sandbox runs on your engine, reached over a private channel no one
+                else can open (no API key, no domain, no access token).
 
         Raises:
             ImageNotFoundError: The image does not exist (the message says how to build).
@@ -182,7 +195,8 @@ class AsyncSandbox(CodeMethods):
             if network == "none" and config is not None:
                 network = config.network
             net = resolve_network(network, allow_internet_access)
-            cfg = merge_config(base, image, timeout, envs, cpu, memory, net, metadata)
+            lifetime = base.timeout if timeout is None else timeout
+            cfg = merge_config(base, image, lifetime, envs, cpu, memory, net, metadata)
         except ValueError as exc:
             raise InvalidArgumentError(f"invalid sandbox settings: {settings_error(exc)}") from None
         backend = backend or default_backend()
@@ -214,14 +228,14 @@ class AsyncSandbox(CodeMethods):
     async def beta_create(
         cls,
         image: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
         envs: dict[str, str] | None = None,
+        *,
+        auto_pause: bool = False,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
         network: Network | dict[str, builtins.list[str]] = "none",
-        metadata: dict[str, str] | None = None,
-        *,
-        auto_pause: bool = False,
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
@@ -243,11 +257,11 @@ class AsyncSandbox(CodeMethods):
         return await cls.create(
             image,
             timeout,
-            envs,
-            cpu,
-            memory,
-            network,
             metadata,
+            envs,
+            cpu=cpu,
+            memory=memory,
+            network=network,
             template=template,
             allow_internet_access=allow_internet_access,
             config=config,

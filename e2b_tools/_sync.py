@@ -20,13 +20,7 @@ from typing import IO, Any, Literal, TypeVar, overload
 from ._bridge import blocking
 from ._channel import ErrorHandler, MessageHandler, OutputHandler, ResultHandler
 from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
-from ._config import (
-    DEFAULT_CODE_TIMEOUT,
-    DEFAULT_COMMAND_TIMEOUT,
-    DEFAULT_TIMEOUT,
-    Network,
-    SandboxConfig,
-)
+from ._config import DEFAULT_CODE_TIMEOUT, DEFAULT_COMMAND_TIMEOUT, Network, SandboxConfig
 from ._files import DEFAULT_READ_LIMIT, AsyncFiles, AsyncFileStreamReader
 from ._models import (
     CommandResult,
@@ -63,7 +57,18 @@ class Sandbox:
         '42'
     """
 
-    def __init__(self, inner: AsyncSandbox) -> None:
+    def __init__(self, inner: AsyncSandbox | str | None = None, **kwargs: Any) -> None:
+        """Wrap ``inner``; or create a new sandbox, as E2B's v1 constructor
+        ``Sandbox(template=None, timeout=None, metadata=None, envs=None, ...)`` did
+        (the arguments of :meth:`AsyncSandbox.create`; E2B deprecates this form in favour of
+        ``create``)."""
+        if isinstance(inner, AsyncSandbox):
+            if kwargs:
+                raise TypeError(
+                    f"Sandbox(AsyncSandbox) takes no other arguments, got {sorted(kwargs)}"
+                )
+        else:
+            inner = _run(AsyncSandbox.create(inner, **kwargs))
         self._inner = inner
         self.commands = Commands(inner.commands)
         """Shell commands: ``sbx.commands.run("ls")``."""
@@ -221,17 +226,23 @@ class Sandbox:
     def create(
         cls,
         image: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
         envs: dict[str, str] | None = None,
+        *,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
         network: Network | dict[str, builtins.list[str]] = "none",
-        metadata: dict[str, str] | None = None,
-        *,
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
+        secure: bool = True,
+        api_key: str | None = None,
+        domain: str | None = None,
+        debug: bool | None = None,
+        request_timeout: float | None = None,
+        proxy: Any = None,
     ) -> Sandbox:
         """Start a new sandbox and wait until its agent answers.
 
@@ -242,15 +253,21 @@ class Sandbox:
                 AsyncSandbox.create(
                     image,
                     timeout,
-                    envs,
-                    cpu,
-                    memory,
-                    network,
                     metadata,
+                    envs,
+                    cpu=cpu,
+                    memory=memory,
+                    network=network,
                     template=template,
                     allow_internet_access=allow_internet_access,
                     config=config,
                     backend=backend,
+                    secure=secure,
+                    api_key=api_key,
+                    domain=domain,
+                    debug=debug,
+                    request_timeout=request_timeout,
+                    proxy=proxy,
                 )
             )
         )
@@ -259,14 +276,14 @@ class Sandbox:
     def beta_create(
         cls,
         image: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
+        metadata: dict[str, str] | None = None,
         envs: dict[str, str] | None = None,
+        *,
+        auto_pause: bool = False,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
         network: Network | dict[str, builtins.list[str]] = "none",
-        metadata: dict[str, str] | None = None,
-        *,
-        auto_pause: bool = False,
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
@@ -281,12 +298,12 @@ class Sandbox:
                 AsyncSandbox.beta_create(
                     image,
                     timeout,
-                    envs,
-                    cpu,
-                    memory,
-                    network,
                     metadata,
+                    envs,
                     auto_pause=auto_pause,
+                    cpu=cpu,
+                    memory=memory,
+                    network=network,
                     template=template,
                     allow_internet_access=allow_internet_access,
                     config=config,

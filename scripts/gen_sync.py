@@ -53,6 +53,9 @@ class Wrapper:
     extra: str = ""
     """Hand-written members, emitted after ``__init__``; they replace async members
     (such as ``__repr__``) of the same name."""
+    creates: str = ""
+    """An async class method the constructor calls when given no async object (E2B's
+    v1 ``Sandbox(template=..., timeout=...)`` creates a sandbox)."""
 
 
 # The blocking classes, in the order they are written. An async object that a method
@@ -71,6 +74,7 @@ WRAPPERS = [
             '42'
         """,
         skip={"loop": "the blocking API's loop is internal to e2b_tools._bridge"},
+        creates="create",
         # Below __repr__: the lifecycle members callable on the class with a sandbox id
         # and on an instance (class_method_variant), a pair no rule of the script covers.
         extra='''
@@ -677,11 +681,32 @@ def _init(wrapper: Wrapper, imports: Imports) -> str:
     inner = wrapper.inner.__name__
     imports.use(inner)
     body = ["self._inner = inner"]
+    if wrapper.creates:
+        imports.use("Any")
+        method = f"{inner}.{wrapper.creates}"
+        body = [
+            f'''"""Wrap ``inner``; or create a new sandbox, as E2B's v1 constructor
+            ``Sandbox(template=None, timeout=None, metadata=None, envs=None, ...)`` did
+            (the arguments of :meth:`{method}`; E2B deprecates this form in favour of
+            ``create``)."""''',
+            f"if isinstance(inner, {inner}):",
+            "    if kwargs:",
+            f'        raise TypeError(f"{wrapper.name}({inner}) takes no other arguments, "'
+            'f"got {sorted(kwargs)}")',
+            "else:",
+            f"    inner = _run({method}(inner, **kwargs))",
+            *body,
+        ]
     for attr, cls, doc in _sub_objects(wrapper):
         body.append(f"self.{attr} = {cls}(inner.{attr})")
         if doc:
             body.append(f'"""{doc}"""'.replace("\\", "\\\\"))
-    return _def(f"def __init__(self, inner: {inner}) -> None:", body)
+    if wrapper.creates:
+        params = f"inner: {inner} | str | None = None, **kwargs: Any"
+        signature = f"def __init__(self, {params}) -> None:"
+    else:
+        signature = f"def __init__(self, inner: {inner}) -> None:"
+    return _def(signature, body)
 
 
 def _extra(wrapper: Wrapper, imports: Imports) -> tuple[str, set[str]]:

@@ -17,6 +17,7 @@ from e2b_tools import (
     AsyncSandbox,
     InvalidArgumentError,
     Sandbox,
+    SandboxConfig,
     SandboxInfo,
     SandboxMetrics,
     SandboxPaginator,
@@ -269,3 +270,38 @@ def test_the_watchdog_enforces_a_moved_deadline_on_a_stopped_agent(
             assert took > 6, "killed at the old deadline: the later one never reached it"
     finally:
         sbx.kill()
+
+
+def test_create_takes_e2bs_positional_order_and_cloud_settings(backend: LocalBackend) -> None:
+    # E2B: create(template, timeout, metadata, envs, ...); its cloud settings are accepted.
+    with Sandbox.create(
+        None,
+        None,
+        {"who": "positional"},
+        {"FROM_ENVS": "yes"},
+        backend=backend,
+        api_key="e2b_unused",
+        domain="unused.example",
+        request_timeout=5,
+        secure=True,
+    ) as sbx:
+        assert sbx.config.metadata["who"] == "positional"
+        assert sbx.run_code("import os; os.environ['FROM_ENVS']").text == "'yes'"
+        assert sbx.config.timeout == 300  # timeout=None: the default lifetime
+    config = SandboxConfig(timeout=42)
+    with Sandbox.create(config=config, backend=backend) as sbx:
+        assert sbx.config.timeout == 42  # and with a config: the config's
+
+
+def test_the_v1_constructor_creates_a_sandbox(backend: LocalBackend) -> None:
+    sbx = Sandbox(timeout=30, metadata={"v": "1"}, envs={"V1": "ok"}, backend=backend)
+    try:
+        assert sbx.run_code("import os; os.environ['V1']").text == "'ok'"
+        assert sbx.get_info().metadata == {"v": "1"}
+        with pytest.raises(TypeError, match="takes no other arguments"):
+            Sandbox(sbx.async_sandbox, timeout=5)
+        assert Sandbox(sbx.async_sandbox).sandbox_id == sbx.sandbox_id
+    finally:
+        sbx.kill()
+    with pytest.raises(InvalidArgumentError):
+        Sandbox(timeout=-1, backend=backend)  # a bad setting fails before anything starts

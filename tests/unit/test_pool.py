@@ -82,6 +82,21 @@ async def test_a_handed_out_sandbox_gets_the_configs_lifetime(backend: LocalBack
 
 
 @pytest.mark.asyncio
+async def test_killing_at_once_after_acquire_is_not_news(
+    backend: LocalBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hand-out's deadline move is in flight when the owner kills the sandbox."""
+    async with AsyncSandboxPool(2, backend=backend) as pool:
+        await pool.wait_ready()
+        for _ in range(3):
+            sbx = await pool.acquire()
+            await sbx.kill()
+            await pool.wait_ready(1)
+        await asyncio.sleep(0.2)
+    assert not [r for r in caplog.records if "deadline" in r.getMessage()], caplog.text
+
+
+@pytest.mark.asyncio
 async def test_an_empty_pool_creates_cold_and_counts_it(backend: LocalBackend) -> None:
     async with AsyncSandboxPool(1, backend=backend, refill_concurrency=1) as pool:
         await pool.wait_ready()
