@@ -10,8 +10,25 @@ Example:
 
 from ._bridge import LoopBridge, background_loop
 from ._channel import BoundedText, ErrorHandler, MessageHandler, OutputHandler, ResultHandler
+from ._charts import (
+    BarChart,
+    BarData,
+    BoxAndWhiskerChart,
+    BoxAndWhiskerData,
+    Chart,
+    Chart2D,
+    ChartType,
+    LineChart,
+    PieChart,
+    PieData,
+    PointChart,
+    PointData,
+    ScaleType,
+    ScatterChart,
+    SuperChart,
+)
 from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
-from ._config import ALL_TRAFFIC, NetworkPolicy, SandboxConfig
+from ._config import ALL_TRAFFIC, ConnectionOptions, NetworkPolicy, SandboxConfig
 from ._exceptions import (
     CommandExitError,
     CommandExitException,
@@ -47,6 +64,8 @@ from ._models import (
     EntryInfo,
     Execution,
     ExecutionError,
+    FilesystemEvent,
+    FilesystemEventType,
     FileType,
     Logs,
     NetworkDecision,
@@ -68,6 +87,7 @@ from ._pool_sync import SandboxPool
 from ._sandbox import AsyncSandbox
 from ._sync import CommandHandle, Commands, Files, FileStreamReader, Sandbox, SandboxPaginator
 from ._version import __version__
+from ._watch import AsyncWatchHandle, WatchHandle
 
 __all__ = [
     "ALL_TRAFFIC",
@@ -81,12 +101,21 @@ __all__ = [
     "AsyncSandbox",
     "AsyncSandboxPaginator",
     "AsyncSandboxPool",
+    "AsyncWatchHandle",
+    "BarChart",
+    "BarData",
     "BoundedText",
+    "BoxAndWhiskerChart",
+    "BoxAndWhiskerData",
+    "Chart",
+    "Chart2D",
+    "ChartType",
     "CommandExitError",
     "CommandExitException",
     "CommandHandle",
     "CommandResult",
     "Commands",
+    "ConnectionOptions",
     "Context",
     "EngineError",
     "EngineUnavailableError",
@@ -99,10 +128,13 @@ __all__ = [
     "FileStreamReader",
     "FileType",
     "Files",
+    "FilesystemEvent",
+    "FilesystemEventType",
     "ImageBuildError",
     "ImageNotFoundError",
     "InvalidArgumentError",
     "InvalidArgumentException",
+    "LineChart",
     "Logs",
     "LoopBridge",
     "MessageHandler",
@@ -115,6 +147,10 @@ __all__ = [
     "OutputChunk",
     "OutputHandler",
     "OutputMessage",
+    "PieChart",
+    "PieData",
+    "PointChart",
+    "PointData",
     "PoolStats",
     "ProcessInfo",
     "ProtocolError",
@@ -138,9 +174,13 @@ __all__ = [
     "SandboxTimeoutError",
     "SaveOutput",
     "SavedOutput",
+    "ScaleType",
+    "ScatterChart",
+    "SuperChart",
     "TimeoutException",
     "UnknownToolError",
     "Username",
+    "WatchHandle",
     "WriteEntry",
     "WriteInfo",
     "__version__",

@@ -9,7 +9,9 @@ importable as ``e2b_tools_agent``. Two ways to get it there:
   carries the package as a base64 zip in the command line and unpacks it into
   ``/tmp`` before starting it. Docker refuses ``put_archive`` into a read-only root
   filesystem, and our default root filesystem is read-only, so the command line is
-  the one channel that works for every image and every hardening setting.
+  the one channel that works for every image and every hardening setting. The zip
+  travels in pieces of at most :data:`ARG_CHUNK` characters, one argument each: the
+  kernel caps each argument at 128 KiB (``MAX_ARG_STRLEN``), not their sum.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ def baked_command(entry: str = AGENT_ENTRY) -> list[str]:
     ]
 
 
+ARG_CHUNK = 100_000
+"""Characters of the base64 zip per command-line argument of :func:`injected_command`."""
+
+
 @functools.cache
 def _zipped_agent_b64() -> str:
     buf = io.BytesIO()
@@ -83,7 +89,7 @@ def injected_command(entry: str = AGENT_ENTRY) -> list[str]:
         f"root = os.path.join(tempfile.gettempdir(), '.e2b-tools-agent-{agent_hash()}')\n"
         "if not os.path.isdir(root):\n"
         "    tmp = tempfile.mkdtemp(prefix='.e2b-tools-agent-')\n"
-        f"    data = base64.b64decode({_zipped_agent_b64()!r})\n"
+        "    data = base64.b64decode(''.join(sys.argv[1:]))\n"
         "    zipfile.ZipFile(io.BytesIO(data)).extractall(tmp)\n"
         # Extracted by root before the agent drops to the user: readable by user code
         # (the Node kernel runs from here), writable by nobody else.
@@ -95,4 +101,6 @@ def injected_command(entry: str = AGENT_ENTRY) -> list[str]:
         "sys.path.insert(0, root)\n"
         f"{entry}\n"
     )
-    return ["python3", "-I", "-c", script]
+    payload = _zipped_agent_b64()
+    parts = [payload[i : i + ARG_CHUNK] for i in range(0, len(payload), ARG_CHUNK)]
+    return ["python3", "-I", "-c", script, *parts]

@@ -6,15 +6,18 @@ import asyncio
 import base64
 import builtins
 import collections
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from ._channel import Channel, Outcome, OutputHandler, maybe_await
+from ._channel import BoundedText, Channel, Outcome, OutputHandler, maybe_await
 from ._config import DEFAULT_COMMAND_TIMEOUT
 from ._exceptions import (
     CommandExitError,
     InvalidArgumentError,
     ProtocolError,
+    ResourceNotFoundError,
+    SandboxError,
     SandboxTimeoutError,
     error_from_event,
 )
@@ -28,6 +31,9 @@ Username = Literal["user", "root"]
 
 HOST_GRACE = 15.0
 """Extra seconds the host waits past a call's own timeout before it gives up on the agent."""
+
+CONNECT_REQUEST_TIMEOUT = 30.0
+"""Seconds :meth:`AsyncCommands.connect` waits for the sandbox to answer, by default."""
 
 
 class AsyncCommands:
@@ -92,10 +98,11 @@ class AsyncCommands:
 
         With ``background=True`` it returns at once with a handle (``pid``,
         ``wait()``, ``kill()``, ``send_stdin()``, iteration over its output); the
-        process keeps running across other calls, and cancelling ``wait()`` leaves it
-        running. Pass ``timeout=None`` for servers that should run until killed.
-        ``save_output`` saves the whole output in the sandbox once it is long
-        (``result.saved_output`` says where).
+        process keeps running across other calls, and cancelling ``wait()`` (or
+        ``disconnect()``) leaves it running; :meth:`connect` follows it again. Pass
+        ``timeout=None`` for servers that should run until killed. ``save_output``
+        saves the whole output in the sandbox once it is long (``result.saved_output``
+        says where).
 
         ``user`` is E2B's: ``"user"`` (or ``None``) runs as the sandbox's user
         (``SandboxConfig.user``). ``"root"`` is accepted only when that user is root
@@ -115,7 +122,93 @@ class AsyncCommands:
             outcome = await self._channel.fold(
                 "command", fields, host_timeout, on_stdout=on_stdout, on_stderr=on_stderr
             )
-            return self._result(outcome, cmd, cwd, timeout, check=True)
+            return self._result(outcome, cwd, timeout, check=True)
+        return await self._follow(
+            "command",
+            fields,
+            lambda outcome: self._result(outcome, cwd, timeout, check=False),
+            host_timeout=host_timeout,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+        )
+
+    async def connect(
+        self,
+        pid: int,
+        timeout: float | None = 60,
+        request_timeout: float | None = None,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+    ) -> AsyncCommandHandle:
+        """Follow a command that is already running (E2B's ``commands.connect``).
+
+        The command may have been started with ``background=True`` by this sandbox
+        object or another one (``Sandbox.connect(sandbox_id)`` in another process).
+        The handle is the one ``run(background=True)`` returns: iterating it, or
+        ``wait()``, gives the command's output from now on (earlier output is not
+        replayed) and its result; ``kill()`` kills it. Several handles may follow one
+        command at once. Following never stops the command: ``disconnect()``, a
+        cancelled ``wait()`` or the connection's ``timeout`` only stop the following.
+
+        Args:
+            pid: The command's pid (``handle.pid``, or from :meth:`list`).
+            timeout: Seconds the connection stays open, as in E2B; past it, iterating
+                and ``wait()`` raise :class:`SandboxTimeoutError` (E2B's
+                ``TimeoutException``) and the command runs on. ``0`` or ``None``: no limit.
+            request_timeout: Seconds to wait for the sandbox to answer the connect
+                (default 30).
+            on_stdout: Called with each piece of stdout from now on.
+            on_stderr: Called with each piece of stderr from now on.
+
+        Raises:
+            ResourceNotFoundError: No command with that pid runs (it ended, or never
+                ran): E2B's ``NotFoundException``.
+
+        Example:
+            >>> server = await sbx.commands.run("./serve", background=True)  # doctest: +SKIP
+            >>> handle = await sbx.commands.connect(server.pid, timeout=None)  # doctest: +SKIP
+            >>> async for stdout, stderr, _ in handle:  # doctest: +SKIP
+            ...     print(stdout or stderr, end="")
+        """
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise InvalidArgumentError(f"pid must be a positive int, not {pid!r}")
+        if timeout is not None and timeout < 0:
+            raise InvalidArgumentError("timeout must be >= 0 seconds (0 or None: no limit)")
+        if request_timeout is not None and request_timeout <= 0:
+            raise InvalidArgumentError("request_timeout must be > 0 seconds or None")
+        return await self._follow(
+            "command_attach",
+            {"pid": pid},
+            lambda outcome: self._attached_result(outcome, pid),
+            host_timeout=None,
+            on_stdout=on_stdout,
+            on_stderr=on_stderr,
+            follower=True,
+            limit=timeout or None,
+            answer_within=request_timeout or CONNECT_REQUEST_TIMEOUT,
+        )
+
+    async def _follow(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        finish: Callable[[Outcome], CommandResult],
+        *,
+        host_timeout: float | None,
+        on_stdout: OutputHandler | None,
+        on_stderr: OutputHandler | None,
+        follower: bool = False,
+        limit: float | None = None,
+        answer_within: float | None = None,
+    ) -> AsyncCommandHandle:
+        """Send a ``command`` (or ``command_attach``) request and return a handle that
+        follows its events once the agent says the command runs.
+
+        A ``follower`` (``command_attach``) only follows: cancelling it (``disconnect()``,
+        its ``limit`` passing) sends ``cancel``, which stops the following, never the
+        command. ``answer_within`` bounds the wait for the ``started`` event.
+        """
+        sandbox_id = self._sbx.sandbox_id
         started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         def on_started(pid: int) -> None:
@@ -123,48 +216,86 @@ class AsyncCommands:
                 started.set_result(pid)
 
         output = _Output(self._sbx.config.output_limit)
+        # What a follower saw, for the error of its limit (the fold's own is lost then).
+        seen = (BoundedText(output.limit), BoundedText(output.limit)) if limit else None
 
         async def out(text: str) -> None:
             output.add((text, None, None))
+            if seen is not None:
+                seen[0].add(text)
             if on_stdout is not None:
                 await maybe_await(on_stdout(text))
 
         async def err(text: str) -> None:
             output.add((None, text, None))
+            if seen is not None:
+                seen[1].add(text)
             if on_stderr is not None:
                 await maybe_await(on_stderr(text))
 
         async def follow() -> CommandResult:
+            fold = self._channel.fold(
+                op,
+                fields,
+                host_timeout,
+                stop_on_cancel=follower,
+                on_stdout=out,
+                on_stderr=err,
+                on_started=on_started,
+            )
             try:
-                outcome = await self._channel.fold(
-                    "command",
-                    fields,
-                    host_timeout,
-                    stop_on_cancel=False,
-                    on_stdout=out,
-                    on_stderr=err,
-                    on_started=on_started,
-                )
+                outcome = await asyncio.wait_for(fold, limit)
+            except asyncio.TimeoutError as exc:
+                if isinstance(exc, SandboxError) or limit is None or seen is None:
+                    raise  # not the limit: an error of the call itself
+                raise _connection_expired(fields["pid"], limit, seen, sandbox_id) from None
             finally:
                 output.close()
-            return self._result(outcome, cmd, cwd, timeout, check=False)
+            return finish(outcome)
 
         task = asyncio.ensure_future(follow())
         waiting: set[asyncio.Future[Any]] = {started, task}
-        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait(waiting, timeout=answer_within, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.add_done_callback(_retrieve)
+            if follower:
+                task.cancel()  # a follower nobody will hold: stop following
+            raise
         if not started.done():
+            if not task.done():  # only with answer_within: the sandbox did not answer
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, SandboxError):
+                    await task
+                raise SandboxTimeoutError(
+                    f"the sandbox did not answer commands.connect() within {answer_within:g}s "
+                    "(pass request_timeout=)",
+                    sandbox_id=sandbox_id,
+                )
             await task  # it ended before it started: raises what went wrong
-            raise ProtocolError(
-                "the command ended without starting", sandbox_id=self._sbx.sandbox_id
-            )
+            raise ProtocolError("the command ended without starting", sandbox_id=sandbox_id)
         # Nobody may ever wait() for it: retrieve its outcome so that a sandbox killed
         # under it does not print "Task exception was never retrieved".
         task.add_done_callback(_retrieve)
         return AsyncCommandHandle(self, started.result(), task, output)
 
+    def _attached_result(self, outcome: Outcome, pid: int) -> CommandResult:
+        """The result of a command followed by :meth:`connect`."""
+        error = outcome.error
+        if error is not None and "exit_code" not in outcome.done:
+            if error.get("name") == "ProcessLookupError":
+                raise ResourceNotFoundError(
+                    f"no command with pid {pid} runs in the sandbox (it ended, or never "
+                    "ran); commands.list() shows those that do",
+                    sandbox_id=self._sbx.sandbox_id,
+                )
+            raise error_from_event(error, self._sbx.sandbox_id)
+        return self._result(outcome, None, None, check=False)
+
     def _result(
-        self, outcome: Outcome, cmd: str, cwd: str | None, timeout: float | None, check: bool
+        self, outcome: Outcome, cwd: str | None, timeout: float | None, check: bool
     ) -> CommandResult:
+        """A command's result; ``timeout`` is its own (None: not known, a followed one)."""
         sandbox_id = self._sbx.sandbox_id
         done = outcome.done
         if outcome.error is not None and "exit_code" not in done:
@@ -184,9 +315,10 @@ class AsyncCommands:
             saved_output=outcome.saved_output,
         )
         if done.get("timed_out"):
-            result.error = f"killed after timeout={timeout:g}s"
+            limit = "its timeout" if timeout is None else f"timeout={timeout:g}s"
+            result.error = f"killed after {limit}"
             raise SandboxTimeoutError(
-                f"command exceeded timeout={timeout:g}s and it was killed with every process "
+                f"command exceeded {limit} and it was killed with every process "
                 "it started; pass timeout= to commands.run() (None for no limit)",
                 sandbox_id=sandbox_id,
                 result=result,
@@ -271,6 +403,28 @@ def _retrieve(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
+def _connection_expired(
+    pid: int, limit: float, seen: tuple[BoundedText, BoundedText], sandbox_id: str
+) -> SandboxTimeoutError:
+    """The error of a :meth:`AsyncCommands.connect` whose ``timeout`` passed."""
+    result = CommandResult(
+        stdout=seen[0].text(),
+        stderr=seen[1].text(),
+        exit_code=-1,
+        error=f"stopped following after timeout={limit:g}s; the command runs on",
+        pid=pid,
+        stdout_truncated=seen[0].dropped,
+        stderr_truncated=seen[1].dropped,
+    )
+    return SandboxTimeoutError(
+        f"stopped following command {pid} after the connection's timeout={limit:g}s; the "
+        "command runs on (commands.connect() follows it again; pass timeout=None for no "
+        "limit)",
+        sandbox_id=sandbox_id,
+        result=result,
+    )
+
+
 OutputChunk = tuple[str | None, str | None, None]
 """One piece of a background command's output as E2B yields it: ``(stdout, None,
 None)`` or ``(None, stderr, None)`` (the third place is E2B's pty output, never set)."""
@@ -317,7 +471,8 @@ class _Output:
 
 
 class AsyncCommandHandle:
-    """A command started with ``background=True``."""
+    """A command started with ``background=True``, or followed with
+    :meth:`AsyncCommands.connect`."""
 
     def __init__(
         self,
@@ -333,10 +488,31 @@ class AsyncCommandHandle:
 
     def __aiter__(self) -> AsyncIterator[OutputChunk]:
         """The command's output as ``(stdout, stderr, pty)`` tuples, as E2B yields them,
-        until it ends (output that came before iterating is yielded first)."""
+        until it ends (output that came before iterating is yielded first). A command
+        that ran out of time, or whose sandbox ended, raises then, as in E2B
+        (:class:`TimeoutException`); a non-zero exit does not (:meth:`wait` raises it).
+        """
         if self._output is None:
             raise InvalidArgumentError("this handle has no output to iterate")
-        return self._output.__aiter__()
+        return self._iterate(self._output)
+
+    async def _iterate(self, output: _Output) -> AsyncIterator[OutputChunk]:
+        async for chunk in output:
+            yield chunk
+        if not self._task.cancelled():  # disconnect() ends the iteration quietly
+            await self._outcome()  # its error, if it ended in one
+
+    async def _outcome(self) -> CommandResult:
+        try:
+            return await asyncio.shield(self._task)
+        except asyncio.CancelledError:
+            if not self._task.cancelled():
+                raise  # the caller was cancelled, not the following
+            raise SandboxError(
+                f"this handle was disconnected from command {self._pid}, which runs on; "
+                "commands.connect(pid) follows it again",
+                sandbox_id=self._commands._sbx.sandbox_id,
+            ) from None
 
     @property
     def pid(self) -> int:
@@ -359,10 +535,20 @@ class AsyncCommandHandle:
                     await maybe_await(on_stdout(stdout))
                 elif stderr is not None and on_stderr is not None:
                     await maybe_await(on_stderr(stderr))
-        result = await asyncio.shield(self._task)
+        result = await self._outcome()
         if result.exit_code != 0:
             raise CommandExitError(result, sandbox_id=self._commands._sbx.sandbox_id)
         return result
+
+    async def disconnect(self) -> None:
+        """Stop following the command, which runs on (E2B's ``disconnect``).
+
+        Iterating the handle then ends, and ``wait()`` raises :class:`SandboxError`;
+        ``commands.connect(pid)`` follows the command again. ``kill()`` still works.
+        """
+        if not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task})
 
     async def kill(self) -> bool:
         """Kill the command and every process it started."""

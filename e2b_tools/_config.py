@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+import secrets
+from typing import Any, Literal, TypedDict
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
 
 from .agent import netpolicy
 
@@ -80,10 +89,89 @@ def proxied_policy(network: Network) -> NetworkPolicy | None:
     return network
 
 
+INGRESS_KEYS = ("allow_public_traffic", "mask_request_host")
+"""Keys of E2B's ``network`` dict about traffic coming in (through ``get_host``)."""
+
+PORT_VARIABLE = "${PORT}"
+"""Placeholder of ``mask_request_host`` for the port inside the sandbox."""
+
+
+class Ingress(BaseModel):
+    """How connections through :meth:`Sandbox.get_host` reach the sandbox's ports: E2B's
+    ``allow_public_traffic`` and ``mask_request_host``, set at create and fixed after.
+    See ``docs/network.md``.
+
+    Example:
+        >>> Ingress(mask_request_host="localhost:${PORT}").host_for(8000)
+        'localhost:8000'
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    allow_public_traffic: StrictBool = True
+    """``False``: each connection's first HTTP request must carry the header
+    ``e2b-traffic-access-token: <traffic_access_token>`` (else ``403``)."""
+    mask_request_host: StrictStr | None = None
+    """Host header given to every request, ``${PORT}`` replaced by the port inside the
+    sandbox (e.g. ``"localhost:${PORT}"``); ``None`` keeps the client's."""
+    traffic_access_token: str | None = Field(default=None, repr=False)
+    """The secret behind ``allow_public_traffic=False``: made by ``create`` (one per
+    sandbox), kept in the container's config label so ``connect`` finds it."""
+
+    @field_validator("mask_request_host")
+    @classmethod
+    def _mask(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.count(PORT_VARIABLE) > 1:
+            raise ValueError(f"mask_request_host may hold {PORT_VARIABLE} once, not {value!r}")
+        if not re.fullmatch(r"[\x21-\x7e]+", value.replace(PORT_VARIABLE, "1")):
+            raise ValueError(
+                "mask_request_host must be a host like 'localhost:${PORT}' (printable "
+                f"ASCII, no spaces), not {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _token(self) -> Ingress:
+        if self.allow_public_traffic and self.traffic_access_token is not None:
+            raise ValueError("traffic_access_token needs allow_public_traffic=False")
+        return self
+
+    def host_for(self, port: int) -> str | None:
+        """The Host header for requests to ``port``; None: leave it as sent."""
+        if self.mask_request_host is None:
+            return None
+        return self.mask_request_host.replace(PORT_VARIABLE, str(port))
+
+    def issued(self) -> Ingress:
+        """These settings with a fresh token when public traffic is not allowed."""
+        token = None if self.allow_public_traffic else secrets.token_urlsafe(32)
+        return self.model_copy(update={"traffic_access_token": token})
+
+
+def split_network(network: Any) -> tuple[Any, dict[str, Any]]:
+    """E2B's ``network`` dict as its egress part and its ingress keys
+    (:data:`INGRESS_KEYS`). A dict of ingress keys only has no egress part: ``None``
+    (the default egress applies, ``"none"`` here); anything else has no ingress keys."""
+    if not isinstance(network, dict):
+        return network, {}
+    ingress = {key: network[key] for key in INGRESS_KEYS if key in network}
+    egress = {key: value for key, value in network.items() if key not in INGRESS_KEYS}
+    if ingress and not egress:
+        return None, ingress
+    return egress, ingress
+
+
 def resolve_network(network: Any, allow_internet_access: bool | None = None) -> Network:
     """``network`` (a mode, a policy or E2B's dict) with E2B's ``allow_internet_access``
     folded in: ``True`` turns the default ``"none"`` into ``"full"``; ``False`` turns a
-    mode into ``"none"`` and adds :data:`ALL_TRAFFIC` to a policy's ``deny_out``."""
+    mode into ``"none"`` and adds :data:`ALL_TRAFFIC` to a policy's ``deny_out``.
+    Ingress keys of the dict are left out (see :func:`split_network`): a dict of them
+    alone means ``"none"``."""
+    network, _ = split_network(network)
+    if network is None:
+        network = "none"
     if isinstance(network, dict):
         network = NetworkPolicy.model_validate(network)
     if network not in ("none", "full") and not isinstance(network, NetworkPolicy):
@@ -156,7 +244,11 @@ class SandboxConfig(BaseModel):
     :class:`NetworkPolicy`: the sandbox sits on a network of its own with no route out,
     and an egress proxy forwards what the policy allows (HTTP and HTTPS through the
     usual proxy variables); :meth:`Sandbox.update_network` changes it later. ``"full"``:
-    the same with every public address allowed."""
+    the same with every public address allowed. E2B's ingress keys in a dict
+    (``allow_public_traffic``, ``mask_request_host``) go to :attr:`ingress`."""
+    ingress: Ingress = Field(default_factory=Ingress)
+    """Connections through ``get_host``: E2B's ``allow_public_traffic`` and
+    ``mask_request_host`` (and the sandbox's token). Fixed for the sandbox's life."""
     read_only: bool = True
     """Read-only root filesystem; ``/tmp`` and the workspace stay writable (tmpfs)."""
     workdir: str = "/home/user"
@@ -179,11 +271,35 @@ class SandboxConfig(BaseModel):
     """Forbid gaining privileges through setuid binaries."""
     runtime: str | None = None
     """OCI runtime, e.g. ``"runsc"`` for gVisor when the engine has it."""
+    on_timeout: Literal["kill", "pause"] = "kill"
+    """At the deadline: ``"kill"`` removes the sandbox; ``"pause"`` freezes every process
+    in it, memory and files kept, until :meth:`Sandbox.connect` resumes it (E2B's
+    auto-pause; ``gc`` keeps it, ``kill`` removes it)."""
+    auto_resume: bool = False
+    """With ``on_timeout="pause"``: a paused sandbox's next use (a call from any host)
+    resumes it, as E2B's ``auto_resume``."""
     interrupt_grace: float = Field(default=2.0, gt=0)
     """Seconds code gets to stop after KeyboardInterrupt before its context is killed."""
     output_limit: int = Field(default=DEFAULT_OUTPUT_LIMIT, gt=1024)
     """Characters per output stream kept in results (head and tail; the middle is
     dropped and counted). Streaming callbacks still see everything."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _ingress_keys(cls, data: Any) -> Any:
+        """E2B's ``network={"allow_public_traffic": ...}`` sets :attr:`ingress`."""
+        if isinstance(data, dict) and isinstance(data.get("network"), dict):
+            egress, ingress = split_network(data["network"])
+            if ingress:
+                current = data.get("ingress") or {}
+                if isinstance(current, Ingress):  # its token, if any, goes: create issues one
+                    current = current.model_dump(exclude={"traffic_access_token"})
+                data = {
+                    **data,
+                    "network": "none" if egress is None else egress,
+                    "ingress": {**current, **ingress},
+                }
+        return data
 
     @field_validator("network", mode="before")
     @classmethod
@@ -254,11 +370,15 @@ def merge_config(
     memory: str | int | None,
     network: Network,
     metadata: dict[str, str] | None,
+    ingress: dict[str, Any] | None = None,
 ) -> SandboxConfig:
-    """``base`` with :meth:`Sandbox.create`'s arguments applied (and validated)."""
-    return SandboxConfig.model_validate(
+    """``base`` with :meth:`Sandbox.create`'s arguments applied (and validated), and a
+    traffic access token of its own (see :meth:`Ingress.issued`)."""
+    settings = {**base.ingress.model_dump(exclude={"traffic_access_token"}), **(ingress or {})}
+    config = SandboxConfig.model_validate(
         {
-            **base.model_dump(),
+            **base.model_dump(exclude={"ingress"}),
+            "ingress": settings,
             "image": image if image is not None else base.image,
             "timeout": timeout,
             "envs": {**base.envs, **(envs or {})},
@@ -268,3 +388,46 @@ def merge_config(
             "metadata": {**base.metadata, **(metadata or {})},
         }
     )
+    return config.model_copy(update={"ingress": config.ingress.issued()})
+
+
+def lifecycle_settings(lifecycle: dict[str, Any]) -> dict[str, Any]:
+    """:class:`SandboxConfig` fields for E2B's ``lifecycle`` argument: ``on_timeout``
+    (``"kill"``, ``"pause"`` or ``{"action": ..., "keep_memory": ...}``) and
+    ``auto_resume``. Raises ValueError on anything else."""
+    unknown = set(lifecycle) - {"on_timeout", "auto_resume"}
+    if unknown:
+        raise ValueError(f"lifecycle takes on_timeout and auto_resume, not {sorted(unknown)}")
+    action = lifecycle.get("on_timeout", "kill")
+    if isinstance(action, dict):
+        action = action.get("action", "kill")
+    if action not in ("kill", "pause"):
+        raise ValueError(f'lifecycle on_timeout must be "kill" or "pause", not {action!r}')
+    auto_resume = lifecycle.get("auto_resume") or False
+    if not isinstance(auto_resume, bool):
+        raise ValueError("lifecycle auto_resume must be a bool")
+    if auto_resume and action != "pause":
+        raise ValueError('lifecycle auto_resume needs on_timeout "pause"')
+    return {"on_timeout": action, "auto_resume": auto_resume}
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """E2B's connection settings (its ``ApiParams``), accepted so E2B code runs unchanged,
+    and unused: the sandbox runs on your engine, reached over a private channel (no API
+    key, no domain, no access token, no HTTP request to bound)."""
+
+    api_key: str | None
+    access_token: str | None
+    domain: str | None
+    debug: bool | None
+    request_timeout: float | None
+    headers: dict[str, str] | None
+    proxy: Any
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """Refuse what is not one of E2B's connection settings (a TypeError, as Python
+    refuses an unknown keyword)."""
+    unknown = set(options) - set(ConnectionOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")

@@ -101,7 +101,13 @@ class SandboxNotFoundError(ResourceNotFoundError, LookupError):
     """No running sandbox has the given id."""
 
 
-class SandboxGoneError(SandboxError, ConnectionError):
+class TimeoutException(SandboxError):
+    """E2B's name for a call that got no answer: it timed out
+    (:class:`SandboxTimeoutError`) or its sandbox ended under it
+    (:class:`SandboxGoneError`), as E2B reports both."""
+
+
+class SandboxGoneError(TimeoutException, ConnectionError):
     """The sandbox stopped (killed, out of time, engine restarted) or its stream broke."""
 
 
@@ -109,7 +115,7 @@ class ProtocolError(SandboxError):
     """The agent's stream broke, or it sent something this version cannot read."""
 
 
-class SandboxTimeoutError(SandboxError, TimeoutError):
+class SandboxTimeoutError(TimeoutException, TimeoutError):
     """A call exceeded its timeout. ``execution``/``result`` hold what ran until then.
 
     ``state_kept`` says what happened to a code context: True when the code was
@@ -286,9 +292,9 @@ def error_from_event(
     return SandboxError(f"{name}: {value}" + (f": {path}" if path else ""), sandbox_id=sandbox_id)
 
 
-# E2B's names, so code written against the ``e2b`` SDK keeps working.
+# E2B's names, so code written against the ``e2b`` SDK keeps working (and
+# TimeoutException, a class above).
 SandboxException = SandboxError
-TimeoutException = SandboxTimeoutError
 CommandExitException = CommandExitError
 NotFoundException = ResourceNotFoundError
 SandboxNotFoundException = SandboxNotFoundError

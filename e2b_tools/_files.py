@@ -4,10 +4,17 @@ Host memory stays bounded whatever the sandbox holds: a read is capped (``max_si
 100 MiB by default) and arrives in 1 MiB chunks into one buffer; a write leaves in
 1 MiB chunks taken from the caller's data (or file) as they are sent, and the file is
 replaced in one step when the last chunk lands.
+
+E2B's ``gzip=True`` compresses the chunks (zlib, each inflated on its own with a bound,
+so a hostile sandbox cannot send a bomb): text crosses the channel about 3x faster
+(measured: a 38 MB log read in ~0.19 s instead of ~0.65 s); once a chunk does not
+shrink, the rest go as they are. E2B's ``metadata=`` lives in the file's ``user.e2b.*``
+extended attributes (``agent/files.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import builtins
 import datetime as dt
@@ -18,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal, overload
 
+from ._commands import Username, _check_user
 from ._exceptions import (
     InvalidArgumentError,
     NotFoundError,
@@ -25,7 +33,15 @@ from ._exceptions import (
     error_from_event,
 )
 from ._models import EntryInfo, WriteEntry
-from .agent.files import FILE_CHUNK
+from ._watch import (
+    DEFAULT_WATCH_TIMEOUT,
+    AsyncWatchHandle,
+    EventHandler,
+    ExitHandler,
+    WatchStream,
+    start_watch,
+)
+from .agent.files import FILE_CHUNK, Compressor, check_metadata, inflate
 from .agent.protocol import Message
 
 if TYPE_CHECKING:
@@ -76,6 +92,7 @@ class AsyncFiles:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> str: ...
 
     @overload
@@ -87,6 +104,7 @@ class AsyncFiles:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> bytes: ...
 
     @overload
@@ -98,6 +116,7 @@ class AsyncFiles:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> AsyncFileStreamReader: ...
 
     async def read(
@@ -108,6 +127,7 @@ class AsyncFiles:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> str | bytes | AsyncFileStreamReader:
         """Read a file (or ``length`` bytes of it from ``offset``) as text or bytes.
 
@@ -118,44 +138,43 @@ class AsyncFiles:
 
         Args:
             path: A regular file; FIFOs, devices and sockets are refused.
-            format: ``"text"`` (UTF-8) or ``"bytes"``.
+            format: ``"text"`` (UTF-8; bytes that are not become U+FFFD, as in E2B)
+                or ``"bytes"``.
             max_size: Refuse a file (or the part from ``offset``) larger than this many
                 bytes instead of reading it; ``None``: no cap, at your host's risk.
             offset: First byte to read.
             length: Bytes to read at most (``None``: to the end); pages a large file.
+            gzip: E2B's: compress the transfer (the data is the same); pays on text.
 
         Raises:
             NotFoundError: No such file.
             SandboxFileError: Not a regular file, or larger than ``max_size``.
-            InvalidArgumentError: ``format="text"`` on a file that is not UTF-8.
 
         Example:
             >>> head = await sbx.files.read("big.log", length=4096)  # doctest: +SKIP
         """
         if format == "stream":
-            return await self._stream(path, offset, length)
+            return await self._stream(path, offset, length, gzip)
         if format not in ("text", "bytes"):
             raise InvalidArgumentError("format must be 'text', 'bytes' or 'stream'")
         # BytesIO hands its buffer to getvalue() without a copy: one copy of the data.
         buf = io.BytesIO()
-        await self._read_into(path, buf.write, max_size, offset, length)
+        await self._read_into(path, buf.write, max_size, offset, length, gzip)
         data = buf.getvalue()
         del buf
         if format == "bytes":
             return data
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError(
-                f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "read it with format='bytes'",
-                sandbox_id=self._sbx.sandbox_id,
-            ) from None
+        # As E2B: bytes that are not UTF-8 become U+FFFD (read format="bytes" to keep them).
+        return data.decode("utf-8", "replace")
 
-    async def _stream(self, path: str, offset: int, length: int | None) -> AsyncFileStreamReader:
+    async def _stream(
+        self, path: str, offset: int, length: int | None, gzip: bool
+    ) -> AsyncFileStreamReader:
         if offset < 0 or (length is not None and length < 0):
             raise InvalidArgumentError("offset and length must be >= 0")
         fields: dict[str, Any] = {"path": path, "offset": offset, "length": length}
+        if gzip:
+            fields["compress"] = True
         call = await self._channel.send("read_file", fields)
         stream = AsyncFileStreamReader(self._channel.events(call, None), self._sbx.sandbox_id, path)
         await stream._start()  # a missing file raises here, not at the first chunk
@@ -168,6 +187,7 @@ class AsyncFiles:
         max_size: int | None,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> int:
         """Stream a file's bytes into ``sink``; returns how many arrived."""
         if offset < 0 or (length is not None and length < 0):
@@ -180,13 +200,15 @@ class AsyncFiles:
         cap = length if length is not None else max_size
         fields: dict[str, Any] = {"path": path, "offset": offset, "length": length}
         fields["limit"] = max_size
+        if gzip:
+            fields["compress"] = True
         timeout = _FILE_TIMEOUT + (cap or 0) * _SECONDS_PER_BYTE
         call = await self._channel.send("read_file", fields)
         received = 0
         error: Message | None = None
         async for event in self._channel.events(call, None if cap is None else timeout):
             if event["type"] == "data":
-                chunk = base64.b64decode(event["data"])
+                chunk = _chunk(event, sbx.sandbox_id)
                 received += len(chunk)
                 if cap is not None and received > cap:
                     raise ProtocolError(
@@ -206,6 +228,9 @@ class AsyncFiles:
         data: str | bytes | bytearray | memoryview | IO[bytes] | IO[str],
         *,
         append: bool = False,
+        gzip: bool = False,
+        use_octet_stream: bool | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> EntryInfo:
         """Write a file, creating parent directories.
 
@@ -213,18 +238,53 @@ class AsyncFiles:
         sees half of it); an existing file keeps its mode and a symlink is written
         through. ``append=True`` adds to the end instead. ``data`` may be a file object,
         read in chunks as it is sent.
+
+        Args:
+            path: The file; relative paths are under the workspace.
+            data: ``str`` (written as UTF-8), bytes, or a file object.
+            append: Add to the end of the file (created if missing) instead.
+            gzip: E2B's: compress the transfer (the file is the same); pays on text.
+            use_octet_stream: E2B's upload encoding; accepted, changes nothing (there is
+                one here).
+            metadata: E2B's user metadata, stored with the file (``user.e2b.*`` extended
+                attributes) and returned as ``metadata`` by this write, ``get_info``,
+                ``list`` and ``rename``. Keys are stored lowercased; keys are HTTP token
+                characters, values printable ASCII, at most 246 bytes a key and 4096
+                in all (``len("user.e2b.") + len(key) + len(value)`` summed). A write
+                that replaces the file leaves it only this metadata (none without it,
+                as in E2B); ``append=True`` keeps the file's own unless it is given.
+
+        Raises:
+            InvalidArgumentError: Bad ``metadata`` (nothing is written).
+            SandboxFileError: ``path`` is a directory or not a regular file.
+
+        Example:
+            >>> info = await sbx.files.write(  # doctest: +SKIP
+            ...     "a.txt", "hi", metadata={"Author": "me"}
+            ... )
+            >>> info.metadata  # doctest: +SKIP
+            {'author': 'me'}
         """
+        stored = _metadata(metadata)
         token = secrets.token_hex(8)
         chunks = _chunks(data)
+        packer = Compressor() if gzip else None
         current: bytes | None = next(chunks, b"")
         value: dict[str, Any] = {}
         first = True
         while current is not None:
             following = next(chunks, None)
+            packed = False
+            if packer is not None:
+                current, packed = packer.pack(current)
             fields: dict[str, Any] = {
                 "path": path,
                 "data": base64.b64encode(current).decode("ascii"),
             }
+            if packed:
+                fields["compressed"] = True
+            if first and stored is not None:
+                fields["metadata"] = stored
             if append and first:
                 fields["append"] = True
             if following is not None or not first:
@@ -239,7 +299,7 @@ class AsyncFiles:
         """Entries of a directory, recursing ``depth`` levels (``None``: 1, as in E2B)."""
         depth = 1 if depth is None else depth
         if depth < 1:
-            raise InvalidArgumentError("depth must be >= 1")
+            raise InvalidArgumentError("depth should be at least 1")  # E2B's words
         value = await self._channel.request(
             "list_dir", {"path": path, "depth": depth}, _FILE_TIMEOUT, path
         )
@@ -275,9 +335,18 @@ class AsyncFiles:
         )
         return _entry(value)
 
-    async def write_files(self, files: builtins.list[WriteEntry]) -> builtins.list[EntryInfo]:
+    async def write_files(
+        self,
+        files: builtins.list[WriteEntry],
+        *,
+        gzip: bool = False,
+        use_octet_stream: bool | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> builtins.list[EntryInfo]:
         """Write several files (E2B's ``write_files``), one after the other, as
         :meth:`write` does; returns their entries (each a ``WriteInfo``) in order.
+        ``gzip``, ``use_octet_stream`` and ``metadata`` are :meth:`write`'s; the same
+        metadata goes on every file (as in E2B).
 
         Example:
             >>> await sbx.files.write_files(  # doctest: +SKIP
@@ -287,7 +356,11 @@ class AsyncFiles:
         for item in files:
             if not isinstance(item, dict) or "path" not in item or "data" not in item:
                 raise InvalidArgumentError("each file must be a WriteEntry(path=..., data=...)")
-        return [await self.write(item["path"], item["data"]) for item in files]
+        _metadata(metadata)  # refused before the first file is written
+        return [
+            await self.write(item["path"], item["data"], gzip=gzip, metadata=metadata)
+            for item in files
+        ]
 
     async def make_dir(self, path: str) -> bool:
         """Create a directory and its parents; False if it already existed."""
@@ -314,6 +387,91 @@ class AsyncFiles:
         with open(target, "wb") as f:
             await self._read_into(path, f.write, max_size)
         return target
+
+    async def watch_dir(
+        self,
+        path: str,
+        on_event: EventHandler,
+        on_exit: ExitHandler | None = None,
+        user: Username | None = None,
+        request_timeout: float | None = None,
+        timeout: float | None = DEFAULT_WATCH_TIMEOUT,
+        recursive: bool = False,
+        include_entry: bool = False,
+        allow_network_mounts: bool = False,
+    ) -> AsyncWatchHandle:
+        """Watch a directory for changes (E2B's async ``watch_dir``).
+
+        Returns once the directory is watched; from then on ``on_event`` (a sync or
+        async function, awaited in order) gets a :class:`FilesystemEvent` for each
+        change: its ``type`` (``CREATE``, ``WRITE``, ``REMOVE``, ``RENAME``, ``CHMOD``)
+        and ``name``, relative to ``path`` (``sub/file.txt`` when ``recursive``, which
+        watches the directories created under it later too). The watch ends at
+        :meth:`AsyncWatchHandle.stop`, after ``timeout`` seconds (E2B's 60 by default;
+        ``0`` or ``None``: no limit), when the directory is deleted or when the
+        sandbox ends; ``on_exit`` then gets ``None``, or the error that ended it.
+
+        Changes come from the sandbox's kernel (inotify), so those made by commands and
+        code count as well as ``files.write`` (which reports ``CREATE`` for a new file,
+        ``CHMOD`` and ``WRITE``, as E2B's writes do). At most ``PENDING_LIMIT`` events wait for
+        a slow ``on_event``; past that the oldest are dropped and counted in
+        ``handle.dropped`` (see ``docs/sandbox-api.md`` for all the limits).
+
+        Args:
+            path: The directory; relative paths are under the workspace.
+            on_event: Called with each :class:`FilesystemEvent`.
+            on_exit: Called once when the watch ends.
+            user: E2B's; only the sandbox's user (see :meth:`AsyncCommands.run`).
+            request_timeout: Seconds to wait for the sandbox to start watching (30).
+            timeout: Seconds the watch lasts.
+            recursive: Watch the subdirectories too.
+            include_entry: Give each event the ``entry`` (:class:`EntryInfo`) of its
+                path, when the path still exists.
+            allow_network_mounts: E2B's; accepted and changes nothing (E2B refuses
+                network filesystems unless set; a sandbox here has none).
+
+        Raises:
+            NotFoundError: No such directory.
+            SandboxFileError: ``path`` is not a directory (``kind="not_a_directory"``),
+                or is not readable.
+
+        Example:
+            >>> def show(event):
+            ...     print(event.type.value, event.name)
+            >>> handle = await sbx.files.watch_dir("data", on_event=show)  # doctest: +SKIP
+            >>> await sbx.files.write("data/a.txt", "hi")  # doctest: +SKIP
+            create a.txt
+            chmod a.txt
+            write a.txt
+            >>> await handle.stop()  # doctest: +SKIP
+        """
+        stream = await self._start_watch(
+            path, recursive, user, request_timeout, timeout, include_entry
+        )
+        handle = AsyncWatchHandle(stream, on_event, on_exit)
+        await asyncio.sleep(0)  # the handle's task starts before the caller can stop() it
+        return handle
+
+    async def _start_watch(
+        self,
+        path: str,
+        recursive: bool,
+        user: Username | None,
+        request_timeout: float | None,
+        timeout: float | None,
+        include_entry: bool,
+    ) -> WatchStream:
+        """Start watching ``path``; the stream both handles read (the blocking API's too)."""
+        _check_user(user, self._sbx.config.user)
+        return await start_watch(
+            self._channel,
+            path,
+            recursive=recursive,
+            include_entry=include_entry,
+            request_timeout=request_timeout,
+            timeout=timeout,
+            entry_of=_entry,
+        )
 
 
 class AsyncFileStreamReader:
@@ -342,7 +500,7 @@ class AsyncFileStreamReader:
         try:
             async for event in self._events:
                 if event["type"] == "data":
-                    return base64.b64decode(event["data"])
+                    return _chunk(event, self._sandbox_id)
                 if event["type"] == "error":
                     raise error_from_event(event, self._sandbox_id, self._path)
         except BaseException:
@@ -375,6 +533,27 @@ class AsyncFileStreamReader:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+def _chunk(event: Message, sandbox_id: str | None) -> bytes:
+    """The file bytes of a ``data`` event (inflated, within its bound, if compressed)."""
+    data = base64.b64decode(event["data"])
+    if not event.get("compressed"):
+        return data
+    try:
+        return inflate(data)
+    except ValueError as exc:
+        raise ProtocolError(f"the sandbox sent a bad chunk: {exc}", sandbox_id=sandbox_id) from None
+
+
+def _metadata(metadata: object) -> dict[str, str] | None:
+    """``metadata`` as the sandbox will store it; InvalidArgumentError when it cannot."""
+    if metadata is None:
+        return None
+    try:
+        return check_metadata(metadata)
+    except ValueError as exc:
+        raise InvalidArgumentError(str(exc)) from None
 
 
 def _entry(value: dict[str, Any]) -> EntryInfo:

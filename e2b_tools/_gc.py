@@ -5,24 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ._channel import Channel
-from ._exceptions import SandboxError
+from ._inspect import agent_hello
 from .backends import Backend
 from .backends.docker import LABEL_END_AT, LABEL_SANDBOX, default_backend
 from .backends.egress import PRUNE_AGE
 
-_HELLO_TIMEOUT = 5.0
-
 
 async def _agent_deadline(backend: Backend, container_id: str, sandbox_id: str) -> float | None:
-    """The deadline the agent itself holds; None if it does not answer."""
-    try:
-        conn = await Channel.open(backend, container_id, sandbox_id, _HELLO_TIMEOUT)
-    except SandboxError:
+    """The deadline the agent itself holds (infinite once the deadline paused the
+    sandbox: it waits to be resumed); None if it does not answer."""
+    hello = await agent_hello(backend, container_id, sandbox_id)
+    if hello is None:
         return None
-    await conn.close()
-    deadline = conn.hello.get("deadline")
-    return float(deadline) if deadline is not None else float("inf")
+    deadline = hello.get("deadline")
+    if deadline is None or hello.get("auto_paused"):
+        return float("inf")
+    return float(deadline)
 
 
 async def agc(
@@ -33,7 +31,8 @@ async def agc(
     Orphans are labelled containers that are not running (created but never started,
     or exited without being removed) and running ones past their deadline whose agent
     does not answer or agrees the deadline passed. Paused sandboxes are kept (their
-    timeout clock is stopped while paused). ``all_sandboxes=True`` removes every
+    timeout clock is stopped while paused), and so are those their deadline paused
+    (``on_timeout="pause"``). ``all_sandboxes=True`` removes every
     labelled container, running or not. Then the networks of sandboxes that are gone
     are removed, and the egress proxy once no sandbox needs it. ``dry_run=True``
     removes nothing and returns the ids that would be removed.

@@ -1,5 +1,6 @@
 """Sandbox facts from the engine's data: :class:`SandboxInfo` from inspect data, and
-E2B's metrics from one sample of Docker's container stats."""
+E2B's metrics from one sample of Docker's container stats; and what only a sandbox's
+agent knows (its deadline, whether the deadline paused it)."""
 
 from __future__ import annotations
 
@@ -8,21 +9,66 @@ import builtins
 import contextlib
 import datetime as dt
 import math
+import time
 from datetime import datetime
 from typing import Any
 
-from ._models import SandboxInfo, SandboxMetrics
+from ._channel import Channel
+from ._exceptions import SandboxError
+from ._models import SandboxInfo, SandboxMetrics, SandboxState
+from .agent.protocol import Message
 from .backends import Backend
+from .backends.docker import LABEL_CONFIG, LABEL_END_AT, LABEL_SANDBOX
+
+METRICS_SLACK = 2.0
+"""Seconds an ``end`` of :func:`metrics` may lie before the moment it is called."""
+HELLO_TIMEOUT = 5.0
+"""Seconds a sandbox's agent gets to answer when asked what only it knows."""
 
 
-def info_from_inspect(backend: Backend, info: dict[str, Any]) -> SandboxInfo:
-    summary = {
+async def agent_hello(backend: Backend, container_id: str, sandbox_id: str) -> Message | None:
+    """The agent's ``hello`` (its deadline, ``auto_paused``, ...); None if it does not
+    answer within :data:`HELLO_TIMEOUT`."""
+    try:
+        conn = await Channel.open(backend, container_id, sandbox_id, HELLO_TIMEOUT)
+    except SandboxError:
+        return None
+    await conn.close()
+    return conn.hello
+
+
+def may_be_auto_paused(summary: dict[str, Any]) -> bool:
+    """A running sandbox made with ``on_timeout="pause"`` past its first deadline: its
+    agent may have paused it (or ``set_timeout`` moved the deadline; ask the agent)."""
+    labels = summary.get("Labels") or {}
+    return (
+        summary.get("State") == "running"
+        and '"on_timeout":"pause"' in (labels.get(LABEL_CONFIG) or "")
+        and float(labels.get(LABEL_END_AT) or "inf") < time.time()
+    )
+
+
+async def mark_auto_paused(backend: Backend, summary: dict[str, Any], info: SandboxInfo) -> None:
+    """``info.state`` PAUSED if the sandbox of ``summary`` was paused by its deadline."""
+    if may_be_auto_paused(summary):
+        labels = summary.get("Labels") or {}
+        hello = await agent_hello(backend, summary["Id"], labels.get(LABEL_SANDBOX, ""))
+        if hello is not None and hello.get("auto_paused"):
+            info.state = SandboxState.PAUSED
+
+
+def summary_of(info: dict[str, Any]) -> dict[str, Any]:
+    """A container list entry's fields from a container's inspect data."""
+    return {
         "Id": info["Id"],
         "Image": info["Config"].get("Image"),
         "Labels": info["Config"].get("Labels"),
         "State": info["State"].get("Status"),
     }
-    result = backend.info_from_summary(summary)
+
+
+def info_from_inspect(backend: Backend, info: dict[str, Any]) -> SandboxInfo:
+    result = backend.info_from_summary(summary_of(info))
     started = info["State"].get("StartedAt")
     if started:
         result.started_at = dt.datetime.fromisoformat(started[:26].rstrip("Z") + "+00:00")
@@ -36,10 +82,14 @@ async def metrics(
     start: datetime | None,
     end: datetime | None,
 ) -> builtins.list[SandboxMetrics]:
+    # The engine keeps no history: the one sample is of now, and it stands for the
+    # moment it was asked for (it takes about a second to come); an ``end`` of "now"
+    # taken just before the call still includes it.
+    asked = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=METRICS_SLACK)
     stats = await asyncio.to_thread(backend.stats, info["Id"], sandbox_id)
     sample = metrics_from_stats(stats, info)
     if (start is not None and sample.timestamp < _aware(start)) or (
-        end is not None and sample.timestamp > _aware(end)
+        end is not None and asked > _aware(end)
     ):
         return []
     return [sample]

@@ -5,10 +5,13 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json as _json
+from dataclasses import dataclass
 from enum import Enum
 from typing import IO, Any, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, field_validator
+
+from ._charts import Chart, parse_chart
 
 _MIME_FIELDS = {
     "text/plain": "text",
@@ -26,6 +29,14 @@ _MIME_FIELDS = {
 }
 # Formats whose content is JSON data, not text.
 _DATA_FIELDS = frozenset({"json", "data", "chart"})
+
+
+def _unquoted(text: str) -> str:
+    """A text result as E2B's server gives it: a string's repr without its single
+    quotes (``'bar'`` -> ``bar``), anything else as it is."""
+    if len(text) >= 2 and text[0] == "'" and text[-1] == "'":
+        return text[1:-1]
+    return text
 
 
 class Result(BaseModel):
@@ -64,15 +75,22 @@ class Result(BaseModel):
     """JavaScript representation."""
     data: dict[str, Any] | None = None
     """Table data of a pandas DataFrame, ``{column: [values...]}`` (E2B's ``data``)."""
-    chart: dict[str, Any] | None = None
-    """E2B's chart data. Always None here: charts come as ``png`` only (no chart
-    elements are extracted from matplotlib figures)."""
+    chart: SerializeAsAny[Chart] | None = None
+    """E2B's chart: the data of a matplotlib figure shown as this result (a
+    :class:`LineChart`, :class:`BarChart`, ... :class:`SuperChart`); None when the
+    figure is blank or its data could not be read. ``chart.to_dict()`` is the raw data."""
     is_main_result: bool = False
     """True for the value of the code's trailing expression."""
     extra: dict[str, Any] = Field(default_factory=dict)
     """Formats with no field of their own, by MIME type."""
 
     model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("chart", mode="before")
+    @classmethod
+    def _parse_chart(cls, value: Any) -> Chart | None:
+        # Data from the sandbox: malformed means no chart, never an exception.
+        return value if isinstance(value, Chart) else parse_chart(value)
 
     @property
     def json(self) -> Any:  # E2B's field name, over pydantic's deprecated method
@@ -88,6 +106,8 @@ class Result(BaseModel):
             name = _MIME_FIELDS.get(mime)
             if name is None:
                 extra[mime] = content
+            elif name == "text":
+                fields[name] = _unquoted(str(content))
             elif name not in _DATA_FIELDS:
                 fields[name] = str(content)
             elif isinstance(content, str):
@@ -253,7 +273,10 @@ class Execution(BaseModel):
         when there was none).
         """
         results = [
-            {**{name: result[name] for name in result.formats()}, "text": result.text}
+            {
+                **{name: _json_format(result, name) for name in result.formats()},
+                "text": result.text,
+            }
             for result in self.results
         ]
         return _json.dumps(
@@ -263,6 +286,10 @@ class Execution(BaseModel):
                 "error": self.error.to_json() if self.error else None,
             }
         )
+
+
+def _json_format(result: Result, name: str) -> Any:
+    return result.chart.to_dict() if name == "chart" and result.chart else result[name]
 
 
 class Context(BaseModel):
@@ -328,7 +355,9 @@ class WriteInfo(BaseModel):
     type: FileType | None
     """File, directory or (dangling) symlink; a symlink says what it points to."""
     metadata: dict[str, str] | None = None
-    """E2B's user-defined file metadata; always ``None`` here (not supported)."""
+    """E2B's user metadata of the file (``files.write(..., metadata=...)``, or
+    ``user.e2b.<key>`` extended attributes set inside the sandbox), keys lowercased;
+    ``None`` when it has none. Of a symlink: its target's."""
 
 
 class WriteEntry(TypedDict):
@@ -362,6 +391,35 @@ class EntryInfo(WriteInfo):
     """Last modification time (UTC)."""
     symlink_target: str | None = None
     """Absolute, resolved path the entry points to if it is a symlink."""
+
+
+class FilesystemEventType(str, Enum):
+    """What happened to a path in a watched directory (E2B's names)."""
+
+    CHMOD = "chmod"
+    """Its permissions or other metadata changed."""
+    CREATE = "create"
+    """It was created, or moved (renamed) into the directory."""
+    REMOVE = "remove"
+    """It was removed."""
+    RENAME = "rename"
+    """It was renamed or moved away (its new name, if still watched, comes as CREATE)."""
+    WRITE = "write"
+    """It was written to."""
+
+
+@dataclass
+class FilesystemEvent:
+    """One change in a directory watched with ``files.watch_dir`` (E2B's shape)."""
+
+    name: str
+    """Path of what changed, relative to the watched directory (``sub/file.txt`` in a
+    recursive watch)."""
+    type: FilesystemEventType
+    """What happened to it."""
+    entry: EntryInfo | None = None
+    """The path's details when the event was sent (with ``include_entry=True``); ``None``
+    otherwise, and when the path is gone (removed, renamed away)."""
 
 
 class SandboxState(str, Enum):

@@ -7,6 +7,7 @@ import asyncio
 import builtins
 
 from ._exceptions import InvalidArgumentError
+from ._inspect import mark_auto_paused
 from ._models import SandboxInfo, SandboxQuery, SandboxState
 from .backends import Backend
 from .backends.docker import default_backend
@@ -60,6 +61,9 @@ class AsyncSandboxPaginator:
         backend = self._backend or default_backend()
         summaries = await asyncio.to_thread(backend.list_containers)
         infos = [backend.info_from_summary(s) for s in summaries]
+        await asyncio.gather(
+            *(mark_auto_paused(backend, s, i) for s, i in zip(summaries, infos, strict=True))
+        )
         infos = sorted((i for i in infos if _matches(i, self.query)), key=_newest_first)
         if self._next_token:
             after = _token_key(self._next_token)

@@ -5,15 +5,13 @@ wraps it all for blocking code)."""
 from __future__ import annotations
 
 import asyncio
-import builtins
 import contextlib
-import datetime as dt
 import json
 import secrets
 import time
-import warnings
-from datetime import datetime  # by name: scripts/gen_sync.py copies the annotations
 from typing import Any
+
+from typing_extensions import Unpack
 
 from ._channel import (
     HANDSHAKE_TIMEOUT,
@@ -22,39 +20,41 @@ from ._channel import (
 from ._code import CodeMethods
 from ._commands import AsyncCommands
 from ._config import (
+    ConnectionOptions,
     Network,
-    NetworkPolicy,
     SandboxConfig,
+    check_options,
+    lifecycle_settings,
     merge_config,
-    proxied_policy,
     resolve_network,
     settings_error,
+    split_network,
 )
 from ._connection import AgentConnection
 from ._exceptions import (
     InvalidArgumentError,
-    ProtocolError,
     SandboxError,
-    SandboxGoneError,
     SandboxNotFoundError,
 )
 from ._files import AsyncFiles
-from ._inspect import info_from_inspect, metrics
 from ._models import (
-    NetworkDecision,
-    SandboxInfo,
-    SandboxMetrics,
     SandboxQuery,
-    SandboxState,
 )
 from ._paginator import AsyncSandboxPaginator
+from ._ports import PortForwards
+from ._reach import ReachMethods
+from ._state import StateMethods
 from ._variant import class_method_variant
 from .agent.protocol import Message
 from .backends import Backend
 from .backends.docker import LABEL_CONFIG, LABEL_METADATA, default_backend
 
+E2B_DEFAULT_TEMPLATES = frozenset({"base", "code-interpreter-v1", "code-interpreter"})
+"""E2B's names of its default templates; ``create(template=...)`` takes them as the
+default image (E2B code often names them)."""
 
-class AsyncSandbox(CodeMethods):
+
+class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
     """A running sandbox: an isolated container with a long-lived agent inside.
 
     Create one with :meth:`create` (or re-attach with :meth:`connect`), use it, and
@@ -94,6 +94,7 @@ class AsyncSandbox(CodeMethods):
         """Shell commands: ``await sbx.commands.run("ls")``."""
         self.files = AsyncFiles(self, self._channel)
         """Files: ``await sbx.files.write(path, data)``, ``read``, ``list``, ..."""
+        self._ports = PortForwards(self._channel, self._loop, config.ingress)
 
     # -- identity ----------------------------------------------------------------
     @property
@@ -135,11 +136,12 @@ class AsyncSandbox(CodeMethods):
         *,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
-        network: Network | dict[str, builtins.list[str]] = "none",
+        network: Network | dict[str, Any] = "none",
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
+        lifecycle: dict[str, Any] | None = None,
         secure: bool = True,
         api_key: str | None = None,
         domain: str | None = None,
@@ -165,13 +167,23 @@ class AsyncSandbox(CodeMethods):
                 (:class:`NetworkPolicy`, or E2B's ``{"allow_out": [...], "deny_out":
                 [...]}``) that an egress proxy outside the sandbox enforces, or
                 ``"full"`` (the public internet through the proxy; host, private and
-                metadata addresses stay blocked). See ``docs/network.md``.
-            template: E2B's name for ``image`` (give one of the two, or both the same).
+                metadata addresses stay blocked). See ``docs/network.md``. E2B's
+                ingress keys may join the dict: ``allow_public_traffic=False`` (then
+                ``get_host`` wants :attr:`traffic_access_token`) and
+                ``mask_request_host``; alone they leave the network ``"none"``.
+            template: E2B's name for ``image`` (give one of the two, or both the same);
+                E2B's default templates (``"base"``, ``"code-interpreter-v1"``) mean the
+                default image.
             allow_internet_access: E2B's switch: ``True`` turns the default ``"none"``
                 into ``"full"``; ``False`` means no network (with a policy: adds
                 :data:`ALL_TRAFFIC` to its ``deny_out``).
             config: Full configuration; the other arguments override its fields.
             backend: Docker backend to use (default: the engine of ``DOCKER_HOST``).
+            lifecycle: E2B's ``{"on_timeout": "pause" | "kill", "auto_resume": bool}``
+                (``on_timeout`` may also be ``{"action": ..., "keep_memory": ...}``):
+                ``"pause"`` freezes the sandbox at its deadline instead of removing it,
+                until :meth:`connect` (or, with ``auto_resume``, its next use) resumes
+                it. Memory is always kept.
             secure, api_key, domain, debug, request_timeout, proxy: E2B's cloud
                 connection settings, accepted so E2B code runs unchanged, and unused:
                 the sandbox runs on your engine, reached over a private channel no one
@@ -183,6 +195,8 @@ class AsyncSandbox(CodeMethods):
         """
         from .images.names import DEFAULT_IMAGE
 
+        if template in E2B_DEFAULT_TEMPLATES:
+            template = None  # E2B's own default templates: the default image here
         if template is not None:
             if image is not None and image != template:
                 raise InvalidArgumentError(
@@ -192,11 +206,14 @@ class AsyncSandbox(CodeMethods):
             image = template
         base = config or SandboxConfig()
         try:
-            if network == "none" and config is not None:
-                network = config.network
-            net = resolve_network(network, allow_internet_access)
+            egress, ingress = split_network(network)
+            if egress is None or (egress == "none" and config is not None):
+                egress = base.network  # not given: the config's ("none" by default)
+            net = resolve_network(egress, allow_internet_access)
             lifetime = base.timeout if timeout is None else timeout
-            cfg = merge_config(base, image, lifetime, envs, cpu, memory, net, metadata)
+            cfg = merge_config(base, image, lifetime, envs, cpu, memory, net, metadata, ingress)
+            if lifecycle is not None:
+                cfg = cfg.model_copy(update=lifecycle_settings(lifecycle))
         except ValueError as exc:
             raise InvalidArgumentError(f"invalid sandbox settings: {settings_error(exc)}") from None
         backend = backend or default_backend()
@@ -235,25 +252,15 @@ class AsyncSandbox(CodeMethods):
         auto_pause: bool = False,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
-        network: Network | dict[str, builtins.list[str]] = "none",
+        network: Network | dict[str, Any] = "none",
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
     ) -> AsyncSandbox:
-        """E2B's ``beta_create``: :meth:`create` with ``auto_pause``.
-
-        ``auto_pause=True`` (pause at the timeout instead of removing the sandbox) is
-        not implemented yet: the sandbox is created as usual, removed at its timeout,
-        and a warning says so. Call :meth:`pause` yourself before the deadline.
-        """
-        if auto_pause:
-            warnings.warn(
-                "auto_pause is not implemented yet: the sandbox is removed at its timeout; "
-                "call pause() before the deadline to keep it",
-                UserWarning,
-                stacklevel=2,
-            )
+        """E2B's ``beta_create``: :meth:`create` with ``auto_pause``: at its deadline the
+        sandbox freezes, memory and files kept, instead of being removed, until
+        :meth:`connect` resumes it (``lifecycle={"on_timeout": "pause"}``)."""
         return await cls.create(
             image,
             timeout,
@@ -266,6 +273,7 @@ class AsyncSandbox(CodeMethods):
             allow_internet_access=allow_internet_access,
             config=config,
             backend=backend,
+            lifecycle={"on_timeout": "pause"} if auto_pause else None,
         )
 
     @staticmethod
@@ -275,18 +283,23 @@ class AsyncSandbox(CodeMethods):
         timeout: float | None = None,
         *,
         backend: Backend | None = None,
+        **options: Unpack[ConnectionOptions],
     ) -> AsyncSandbox:
+        check_options(dict(options))
         backend = backend or default_backend()
         info = await asyncio.to_thread(backend.find, sandbox_id)
         resumed = bool(info["State"].get("Paused"))
         if resumed:
             await asyncio.to_thread(backend.unpause, info["Id"], sandbox_id)
         sbx = await cls._attached(info, sandbox_id, backend)
+        resumed = resumed or bool(sbx._channel.conn.hello.get("auto_paused"))
         await sbx._restart_clock(timeout, resumed)
         return sbx
 
     @class_method_variant(_cls_connect)
-    async def connect(self, timeout: float | None = None) -> AsyncSandbox:
+    async def connect(
+        self, timeout: float | None = None, **options: Unpack[ConnectionOptions]
+    ) -> AsyncSandbox:
         """Attach to a sandbox by id (from this or another process), resuming it if paused.
 
         ``AsyncSandbox.connect(sandbox_id, timeout=None)`` returns a new object;
@@ -299,6 +312,8 @@ class AsyncSandbox(CodeMethods):
                 exactly this; a running one only if it is later than its deadline
                 (as in E2B). ``None``: keep the deadline.
             backend: Docker backend to use (class form only).
+            options: E2B's connection settings (``api_key``, ``domain``,
+                ``request_timeout``, ...): accepted, unused (:class:`ConnectionOptions`).
 
         Raises:
             SandboxNotFoundError: No running or paused sandbox has this id.
@@ -307,6 +322,7 @@ class AsyncSandbox(CodeMethods):
             >>> await sbx.pause()  # doctest: +SKIP
             >>> sbx = await AsyncSandbox.connect(sbx.sandbox_id)  # doctest: +SKIP
         """
+        check_options(dict(options))
         info = await asyncio.to_thread(self._backend.inspect, self._container_id)
         if info is None or not info["State"].get("Running"):
             raise SandboxNotFoundError(
@@ -316,6 +332,8 @@ class AsyncSandbox(CodeMethods):
         resumed = bool(info["State"].get("Paused"))
         if resumed:
             await asyncio.to_thread(self._backend.unpause, self._container_id, self._sandbox_id)
+        else:  # paused by its deadline (auto-pause)?
+            resumed = bool((await self._channel.request("info", {}, 30.0)).get("auto_paused"))
         await self._restart_clock(timeout, resumed)
         return self
 
@@ -382,8 +400,13 @@ class AsyncSandbox(CodeMethods):
 
     @staticmethod
     async def _cls_kill(
-        cls: type[AsyncSandbox], sandbox_id: str, *, backend: Backend | None = None
+        cls: type[AsyncSandbox],
+        sandbox_id: str,
+        *,
+        backend: Backend | None = None,
+        **options: Unpack[ConnectionOptions],
     ) -> bool:
+        check_options(dict(options))
         backend = backend or default_backend()
         try:
             info = await asyncio.to_thread(backend.find, sandbox_id)
@@ -392,11 +415,15 @@ class AsyncSandbox(CodeMethods):
         return await asyncio.to_thread(backend.kill, info["Id"])
 
     @class_method_variant(_cls_kill)
-    async def kill(self) -> bool:
+    async def kill(self, **options: Unpack[ConnectionOptions]) -> bool:
         """Stop and remove the sandbox, paused or not; False if it was already gone.
 
-        ``AsyncSandbox.kill(sandbox_id)`` kills a sandbox by id. Idempotent.
+        ``AsyncSandbox.kill(sandbox_id)`` kills a sandbox by id. Idempotent. E2B's
+        connection settings (``api_key``, ...) are accepted and unused.
         """
+        check_options(dict(options))
+        await self._ports.close()
+        await self._close_file_urls()
         await self._channel.close()
         return await asyncio.to_thread(self._backend.kill, self._container_id)
 
@@ -458,15 +485,6 @@ class AsyncSandbox(CodeMethods):
         """E2B's older name of :meth:`pause`."""
         return await self.pause(keep_memory)
 
-    async def is_alive(self) -> bool:
-        """Whether the sandbox can be reached: its stream is open, or re-attached now."""
-        return await self._channel.alive()
-
-    async def is_running(self) -> bool:
-        """Whether the container still runs, not paused (asks the engine)."""
-        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
-        return bool(info and info["State"].get("Running") and not info["State"].get("Paused"))
-
     @staticmethod
     async def _cls_set_timeout(
         cls: type[AsyncSandbox],
@@ -498,112 +516,6 @@ class AsyncSandbox(CodeMethods):
         if timeout <= 0:
             raise InvalidArgumentError("timeout must be > 0 seconds")
         await self._channel.request("set_timeout", {"deadline": time.time() + timeout}, 30.0)
-
-    async def update_network(self, network: Network | dict[str, builtins.list[str]]) -> None:
-        """Replace the sandbox's network policy, from its next connection on.
-
-        Works for sandboxes created with a policy or ``"full"``; ``"none"`` is fixed for
-        the sandbox's life (it has no network to change). Connections already open
-        stay open.
-
-        Example:
-            >>> await sbx.update_network({"allow_out": ["pypi.example"]})  # doctest: +SKIP
-        """
-        try:
-            net = resolve_network(network)
-        except ValueError as exc:
-            raise InvalidArgumentError(f"invalid network policy: {settings_error(exc)}") from None
-        policy = proxied_policy(net) or NetworkPolicy()
-        await asyncio.to_thread(
-            self._backend.set_network, self._container_id, self._sandbox_id, policy
-        )
-        self._config = self._config.model_copy(update={"network": net})
-
-    async def network_log(self, limit: int = 100) -> builtins.list[NetworkDecision]:
-        """The egress proxy's last ``limit`` decisions on this sandbox's requests, oldest
-        first: what was allowed or denied, and by which rule."""
-        entries = await asyncio.to_thread(
-            self._backend.network_log, self._container_id, self._sandbox_id, limit
-        )
-        return [NetworkDecision.model_validate(entry) for entry in entries]
-
-    async def agent_log(self, limit: int | None = 100) -> builtins.list[str]:
-        """The agent's own latest log lines, oldest first (``None``: all it keeps, 1000).
-
-        The agent logs its start, each host that connects, deadline changes, context
-        restarts and its own failures; the container keeps no other log.
-
-        Example:
-            >>> await sbx.agent_log(5)  # doctest: +SKIP
-            ['2025-01-01T12:00:00.000Z started: pid 7, python 3.11.2, ...', ...]
-        """
-        if limit is not None and limit < 0:
-            raise InvalidArgumentError("limit must be >= 0 or None")
-        try:
-            value = await self._channel.request("agent_log", {"limit": limit}, 30.0)
-        except ProtocolError as exc:
-            if "unknown op 'agent_log'" not in exc.message:
-                raise
-            raise ProtocolError(
-                "this sandbox's agent is older than agent_log and keeps no log; rebuild "
-                "the image (`e2b-tools image build`) for new sandboxes to have it",
-                sandbox_id=self._sandbox_id,
-            ) from None
-        return [str(line) for line in value.get("lines", [])]
-
-    @staticmethod
-    async def _cls_get_info(
-        cls: type[AsyncSandbox], sandbox_id: str, *, backend: Backend | None = None
-    ) -> SandboxInfo:
-        backend = backend or default_backend()
-        info = await asyncio.to_thread(backend.find, sandbox_id)
-        return info_from_inspect(backend, info)
-
-    @class_method_variant(_cls_get_info)
-    async def get_info(self) -> SandboxInfo:
-        """What the engine knows of this sandbox; ``end_at`` is the agent's own deadline
-        when it runs (``set_timeout`` and pauses move it).
-
-        ``AsyncSandbox.get_info(sandbox_id)`` asks by id (``end_at`` then as created).
-        """
-        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
-        if info is None:
-            raise SandboxGoneError("the sandbox no longer exists", sandbox_id=self.sandbox_id)
-        result = info_from_inspect(self._backend, info)
-        if result.state == SandboxState.RUNNING:
-            value = await self._channel.request("info", {}, 30.0)
-            deadline = value.get("deadline")
-            if deadline is not None and not value.get("paused"):
-                result.end_at = dt.datetime.fromtimestamp(float(deadline), dt.timezone.utc)
-        return result
-
-    @staticmethod
-    async def _cls_get_metrics(
-        cls: type[AsyncSandbox],
-        sandbox_id: str,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        *,
-        backend: Backend | None = None,
-    ) -> builtins.list[SandboxMetrics]:
-        backend = backend or default_backend()
-        info = await asyncio.to_thread(backend.find, sandbox_id)
-        return await metrics(backend, info, sandbox_id, start, end)
-
-    @class_method_variant(_cls_get_metrics)
-    async def get_metrics(
-        self, start: datetime | None = None, end: datetime | None = None
-    ) -> builtins.list[SandboxMetrics]:
-        """The sandbox's CPU, memory and workspace use now, from the engine's stats
-        (one sample: the engine keeps no history; takes about a second).
-
-        ``AsyncSandbox.get_metrics(sandbox_id)`` asks by id. A sample outside
-        ``start``..``end`` is left out.
-        """
-        info = await asyncio.to_thread(self._backend.inspect, self._container_id)
-        if info is None:
-            raise SandboxGoneError("the sandbox no longer exists", sandbox_id=self.sandbox_id)
-        return await metrics(self._backend, info, self._sandbox_id, start, end)
 
     async def __aenter__(self) -> AsyncSandbox:
         return self

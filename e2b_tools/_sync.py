@@ -17,10 +17,18 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar, overload
 
+from typing_extensions import Unpack
+
 from ._bridge import blocking
 from ._channel import ErrorHandler, MessageHandler, OutputHandler, ResultHandler
 from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
-from ._config import DEFAULT_CODE_TIMEOUT, DEFAULT_COMMAND_TIMEOUT, Network, SandboxConfig
+from ._config import (
+    DEFAULT_CODE_TIMEOUT,
+    DEFAULT_COMMAND_TIMEOUT,
+    ConnectionOptions,
+    Network,
+    SandboxConfig,
+)
 from ._files import DEFAULT_READ_LIMIT, AsyncFiles, AsyncFileStreamReader
 from ._models import (
     CommandResult,
@@ -38,6 +46,7 @@ from ._models import (
 from ._paginator import AsyncSandboxPaginator
 from ._sandbox import AsyncSandbox
 from ._variant import class_method_variant
+from ._watch import WatchHandle
 from .backends import Backend
 
 T = TypeVar("T")
@@ -90,30 +99,39 @@ class Sandbox:
         timeout: float | None = None,
         *,
         backend: Backend | None = None,
+        **options: Unpack[ConnectionOptions],
     ) -> Sandbox:
-        return cls(_run(AsyncSandbox.connect(sandbox_id, timeout, backend=backend)))
+        return cls(_run(AsyncSandbox.connect(sandbox_id, timeout, backend=backend, **options)))
 
     @class_method_variant(_cls_connect)
-    def connect(self, timeout: float | None = None) -> Sandbox:
+    def connect(
+        self, timeout: float | None = None, **options: Unpack[ConnectionOptions]
+    ) -> Sandbox:
         """Attach to a sandbox by id, resuming it if paused (``Sandbox.connect(sandbox_id,
         timeout=None)``), or resume this one (``sbx.connect()``).
 
         Blocking twin of :meth:`AsyncSandbox.connect`.
         """
-        _run(self._inner.connect(timeout))
+        _run(self._inner.connect(timeout, **options))
         return self
 
     @staticmethod
-    def _cls_kill(cls: type[Sandbox], sandbox_id: str, *, backend: Backend | None = None) -> bool:
-        return _run(AsyncSandbox.kill(sandbox_id, backend=backend))
+    def _cls_kill(
+        cls: type[Sandbox],
+        sandbox_id: str,
+        *,
+        backend: Backend | None = None,
+        **options: Unpack[ConnectionOptions],
+    ) -> bool:
+        return _run(AsyncSandbox.kill(sandbox_id, backend=backend, **options))
 
     @class_method_variant(_cls_kill)
-    def kill(self) -> bool:
+    def kill(self, **options: Unpack[ConnectionOptions]) -> bool:
         """Stop and remove the sandbox (``Sandbox.kill(sandbox_id)``: by id).
 
         Blocking twin of :meth:`AsyncSandbox.kill`.
         """
-        return _run(self._inner.kill())
+        return _run(self._inner.kill(**options))
 
     @staticmethod
     def _cls_pause(
@@ -232,11 +250,12 @@ class Sandbox:
         *,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
-        network: Network | dict[str, builtins.list[str]] = "none",
+        network: Network | dict[str, Any] = "none",
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
+        lifecycle: dict[str, Any] | None = None,
         secure: bool = True,
         api_key: str | None = None,
         domain: str | None = None,
@@ -262,6 +281,7 @@ class Sandbox:
                     allow_internet_access=allow_internet_access,
                     config=config,
                     backend=backend,
+                    lifecycle=lifecycle,
                     secure=secure,
                     api_key=api_key,
                     domain=domain,
@@ -283,13 +303,13 @@ class Sandbox:
         auto_pause: bool = False,
         cpu: float | None = 1.0,
         memory: str | int | None = "1g",
-        network: Network | dict[str, builtins.list[str]] = "none",
+        network: Network | dict[str, Any] = "none",
         template: str | None = None,
         allow_internet_access: bool | None = None,
         config: SandboxConfig | None = None,
         backend: Backend | None = None,
     ) -> Sandbox:
-        """E2B's ``beta_create``: :meth:`create` with ``auto_pause``.
+        """E2B's ``beta_create``: :meth:`create` with ``auto_pause``: at its deadline the
 
         Blocking twin of :meth:`AsyncSandbox.beta_create`.
         """
@@ -327,41 +347,6 @@ class Sandbox:
         """
         return SandboxPaginator(AsyncSandbox.list(query, limit, next_token, backend=backend))
 
-    def is_alive(self) -> bool:
-        """Whether the sandbox can be reached: its stream is open, or re-attached now.
-
-        Blocking twin of :meth:`AsyncSandbox.is_alive`.
-        """
-        return _run(self._inner.is_alive())
-
-    def is_running(self) -> bool:
-        """Whether the container still runs, not paused (asks the engine).
-
-        Blocking twin of :meth:`AsyncSandbox.is_running`.
-        """
-        return _run(self._inner.is_running())
-
-    def update_network(self, network: Network | dict[str, builtins.list[str]]) -> None:
-        """Replace the sandbox's network policy, from its next connection on.
-
-        Blocking twin of :meth:`AsyncSandbox.update_network`.
-        """
-        _run(self._inner.update_network(network))
-
-    def network_log(self, limit: int = 100) -> builtins.list[NetworkDecision]:
-        """The egress proxy's last ``limit`` decisions on this sandbox's requests, oldest
-
-        Blocking twin of :meth:`AsyncSandbox.network_log`.
-        """
-        return _run(self._inner.network_log(limit))
-
-    def agent_log(self, limit: int | None = 100) -> builtins.list[str]:
-        """The agent's own latest log lines, oldest first (``None``: all it keeps, 1000).
-
-        Blocking twin of :meth:`AsyncSandbox.agent_log`.
-        """
-        return _run(self._inner.agent_log(limit))
-
     def __enter__(self) -> Sandbox:
         """Blocking twin of :meth:`AsyncSandbox.__aenter__`."""
         return self
@@ -378,29 +363,34 @@ class Sandbox:
         """
         return self._inner.languages
 
-    def create_code_context(self, language: str = "python", cwd: str | None = None) -> Context:
+    def create_code_context(
+        self,
+        cwd: str | None = None,
+        language: str | None = None,
+        request_timeout: float | None = None,
+    ) -> Context:
         """Start a new code context: its own process, variables and working directory.
 
         Blocking twin of :meth:`AsyncSandbox.create_code_context`.
         """
-        return _run(self._inner.create_code_context(language, cwd))
+        return _run(self._inner.create_code_context(cwd, language, request_timeout))
 
     def list_code_contexts(self) -> builtins.list[Context]:
-        """The sandbox's code contexts, default ones included once they have started.
+        """The sandbox's code contexts: the default ``python`` and ``javascript`` ones
 
         Blocking twin of :meth:`AsyncSandbox.list_code_contexts`.
         """
         return _run(self._inner.list_code_contexts())
 
-    def restart_code_context(self, context: Context) -> Context:
-        """Kill and restart a context: its state is lost; running calls on it fail.
+    def restart_code_context(self, context: Context | str) -> Context:
+        """Kill and restart a context (a :class:`Context` or its id): its state is lost;
 
         Blocking twin of :meth:`AsyncSandbox.restart_code_context`.
         """
         return _run(self._inner.restart_code_context(context))
 
-    def remove_code_context(self, context: Context) -> None:
-        """Kill a context and forget it.
+    def remove_code_context(self, context: Context | str) -> None:
+        """Kill a context (a :class:`Context` or its id) and forget it.
 
         Blocking twin of :meth:`AsyncSandbox.remove_code_context`.
         """
@@ -409,18 +399,19 @@ class Sandbox:
     def run_code(
         self,
         code: str,
-        language: str = "python",
-        *,
+        language: str | None = None,
         context: Context | None = None,
-        timeout: float | None = DEFAULT_CODE_TIMEOUT,
-        envs: dict[str, str] | None = None,
         on_stdout: MessageHandler | None = None,
         on_stderr: MessageHandler | None = None,
         on_result: ResultHandler | None = None,
         on_error: ErrorHandler | None = None,
+        envs: dict[str, str] | None = None,
+        timeout: float | None = DEFAULT_CODE_TIMEOUT,
+        request_timeout: float | None = None,
+        *,
         save_output: SaveOutput | None = None,
     ) -> Execution:
-        """Run code in the sandbox's context for ``language``.
+        """Run code in the sandbox's context for ``language``, or in ``context``.
 
         Blocking twin of :meth:`AsyncSandbox.run_code`.
         """
@@ -428,16 +419,88 @@ class Sandbox:
             self._inner.run_code(
                 code,
                 language,
-                context=context,
-                timeout=timeout,
-                envs=envs,
-                on_stdout=on_stdout,
-                on_stderr=on_stderr,
-                on_result=on_result,
-                on_error=on_error,
+                context,
+                on_stdout,
+                on_stderr,
+                on_result,
+                on_error,
+                envs,
+                timeout,
+                request_timeout,
                 save_output=save_output,
             )
         )
+
+    def get_host(self, port: int) -> str:
+        """The address on this machine of a server on ``port`` inside the sandbox.
+
+        Blocking twin of :meth:`AsyncSandbox.get_host`.
+        """
+        return self._inner.get_host(port)
+
+    @property
+    def traffic_access_token(self) -> str | None:
+        """The secret that ``get_host`` connections must present, or None.
+
+        Same as :attr:`AsyncSandbox.traffic_access_token`.
+        """
+        return self._inner.traffic_access_token
+
+    def download_url(
+        self, path: str, user: Username | None = None, use_signature_expiration: int | None = None
+    ) -> str:
+        """A signed URL that downloads the file at ``path`` with a plain ``GET``.
+
+        Blocking twin of :meth:`AsyncSandbox.download_url`.
+        """
+        return self._inner.download_url(path, user, use_signature_expiration)
+
+    def upload_url(
+        self,
+        path: str | None = None,
+        user: Username | None = None,
+        use_signature_expiration: int | None = None,
+    ) -> str:
+        """A signed URL that writes the file at ``path`` from a ``POST``.
+
+        Blocking twin of :meth:`AsyncSandbox.upload_url`.
+        """
+        return self._inner.upload_url(path, user, use_signature_expiration)
+
+    def update_network(self, network: Network | dict[str, builtins.list[str]]) -> None:
+        """Replace the sandbox's network policy, from its next connection on.
+
+        Blocking twin of :meth:`AsyncSandbox.update_network`.
+        """
+        _run(self._inner.update_network(network))
+
+    def network_log(self, limit: int = 100) -> builtins.list[NetworkDecision]:
+        """The egress proxy's last ``limit`` decisions on this sandbox's requests, oldest
+
+        Blocking twin of :meth:`AsyncSandbox.network_log`.
+        """
+        return _run(self._inner.network_log(limit))
+
+    def is_alive(self) -> bool:
+        """Whether the sandbox can be reached: its stream is open, or re-attached now.
+
+        Blocking twin of :meth:`AsyncSandbox.is_alive`.
+        """
+        return _run(self._inner.is_alive())
+
+    def is_running(self, request_timeout: float | None = None) -> bool:
+        """Whether the sandbox runs: its container runs, not paused by :meth:`pause` or
+
+        Blocking twin of :meth:`AsyncSandbox.is_running`.
+        """
+        return _run(self._inner.is_running(request_timeout))
+
+    def agent_log(self, limit: int | None = 100) -> builtins.list[str]:
+        """The agent's own latest log lines, oldest first (``None``: all it keeps, 1000).
+
+        Blocking twin of :meth:`AsyncSandbox.agent_log`.
+        """
+        return _run(self._inner.agent_log(limit))
 
 
 class SandboxPaginator:
@@ -565,6 +628,22 @@ class Commands:
             )
         )
 
+    def connect(
+        self,
+        pid: int,
+        timeout: float | None = 60,
+        request_timeout: float | None = None,
+        on_stdout: OutputHandler | None = None,
+        on_stderr: OutputHandler | None = None,
+    ) -> CommandHandle:
+        """Follow a command that is already running (E2B's ``commands.connect``).
+
+        Blocking twin of :meth:`AsyncCommands.connect`.
+        """
+        return CommandHandle(
+            _run(self._inner.connect(pid, timeout, request_timeout, on_stdout, on_stderr))
+        )
+
     def list(self) -> builtins.list[ProcessInfo]:
         """Commands running in the sandbox (started by any client).
 
@@ -595,7 +674,7 @@ class Commands:
 
 
 class CommandHandle:
-    """A command started with ``background=True`` (blocking API)."""
+    """A command started with ``background=True`` or ``commands.connect`` (blocking API)."""
 
     def __init__(self, inner: AsyncCommandHandle) -> None:
         self._inner = inner
@@ -631,6 +710,13 @@ class CommandHandle:
         """
         return _run(self._inner.wait(on_stdout, on_stderr))
 
+    def disconnect(self) -> None:
+        """Stop following the command, which runs on (E2B's ``disconnect``).
+
+        Blocking twin of :meth:`AsyncCommandHandle.disconnect`.
+        """
+        _run(self._inner.disconnect())
+
     def kill(self) -> bool:
         """Kill the command and every process it started.
 
@@ -659,6 +745,27 @@ class Files:
     def __init__(self, inner: AsyncFiles) -> None:
         self._inner = inner
 
+    def watch_dir(
+        self,
+        path: str,
+        user: Username | None = None,
+        request_timeout: float | None = None,
+        recursive: bool = False,
+        include_entry: bool = False,
+        allow_network_mounts: bool = False,
+    ) -> WatchHandle:
+        """Watch a directory for changes (E2B's blocking ``watch_dir``); the handle's
+        ``get_new_events()`` returns those since its last call, until ``stop()``.
+
+        Blocking twin of :meth:`AsyncFiles.watch_dir` (see it for the arguments),
+        without its callbacks and ``timeout``: the watch lasts until ``stop()`` or
+        the sandbox's end.
+        """
+        start = self._inner._start_watch(
+            path, recursive, user, request_timeout, None, include_entry
+        )
+        return WatchHandle(_run(start))
+
     @overload
     def read(
         self,
@@ -668,6 +775,7 @@ class Files:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> str: ...
 
     @overload
@@ -679,6 +787,7 @@ class Files:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> bytes: ...
 
     @overload
@@ -690,6 +799,7 @@ class Files:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> FileStreamReader: ...
 
     def read(
@@ -700,6 +810,7 @@ class Files:
         max_size: int | None = DEFAULT_READ_LIMIT,
         offset: int = 0,
         length: int | None = None,
+        gzip: bool = False,
     ) -> str | bytes | FileStreamReader:
         """Read a file (or ``length`` bytes of it from ``offset``) as text or bytes.
 
@@ -707,17 +818,23 @@ class Files:
         """
         if format == "bytes":
             return _run(
-                self._inner.read(path, "bytes", max_size=max_size, offset=offset, length=length)
+                self._inner.read(
+                    path, "bytes", max_size=max_size, offset=offset, length=length, gzip=gzip
+                )
             )
         if format == "stream":
             return FileStreamReader(
                 _run(
                     self._inner.read(
-                        path, "stream", max_size=max_size, offset=offset, length=length
+                        path, "stream", max_size=max_size, offset=offset, length=length, gzip=gzip
                     )
                 )
             )
-        return _run(self._inner.read(path, format, max_size=max_size, offset=offset, length=length))
+        return _run(
+            self._inner.read(
+                path, format, max_size=max_size, offset=offset, length=length, gzip=gzip
+            )
+        )
 
     def write(
         self,
@@ -725,12 +842,24 @@ class Files:
         data: str | bytes | bytearray | memoryview | IO[bytes] | IO[str],
         *,
         append: bool = False,
+        gzip: bool = False,
+        use_octet_stream: bool | None = None,
+        metadata: dict[str, str] | None = None,
     ) -> EntryInfo:
         """Write a file, creating parent directories.
 
         Blocking twin of :meth:`AsyncFiles.write`.
         """
-        return _run(self._inner.write(path, data, append=append))
+        return _run(
+            self._inner.write(
+                path,
+                data,
+                append=append,
+                gzip=gzip,
+                use_octet_stream=use_octet_stream,
+                metadata=metadata,
+            )
+        )
 
     def list(self, path: str = ".", depth: int | None = 1) -> list[EntryInfo]:
         """Entries of a directory, recursing ``depth`` levels (``None``: 1, as in E2B).
@@ -767,12 +896,23 @@ class Files:
         """
         return _run(self._inner.rename(old_path, new_path))
 
-    def write_files(self, files: builtins.list[WriteEntry]) -> builtins.list[EntryInfo]:
+    def write_files(
+        self,
+        files: builtins.list[WriteEntry],
+        *,
+        gzip: bool = False,
+        use_octet_stream: bool | None = None,
+        metadata: dict[str, str] | None = None,
+    ) -> builtins.list[EntryInfo]:
         """Write several files (E2B's ``write_files``), one after the other, as
 
         Blocking twin of :meth:`AsyncFiles.write_files`.
         """
-        return _run(self._inner.write_files(files))
+        return _run(
+            self._inner.write_files(
+                files, gzip=gzip, use_octet_stream=use_octet_stream, metadata=metadata
+            )
+        )
 
     def make_dir(self, path: str) -> bool:
         """Create a directory and its parents; False if it already existed.

@@ -93,32 +93,41 @@ WRAPPERS = [
             timeout: float | None = None,
             *,
             backend: Backend | None = None,
+            **options: Unpack[ConnectionOptions],
         ) -> Sandbox:
-            return cls(_run(AsyncSandbox.connect(sandbox_id, timeout, backend=backend)))
+            return cls(
+                _run(AsyncSandbox.connect(sandbox_id, timeout, backend=backend, **options))
+            )
 
         @class_method_variant(_cls_connect)
-        def connect(self, timeout: float | None = None) -> Sandbox:
+        def connect(
+            self, timeout: float | None = None, **options: Unpack[ConnectionOptions]
+        ) -> Sandbox:
             """Attach to a sandbox by id, resuming it if paused (``Sandbox.connect(sandbox_id,
             timeout=None)``), or resume this one (``sbx.connect()``).
 
             Blocking twin of :meth:`AsyncSandbox.connect`.
             """
-            _run(self._inner.connect(timeout))
+            _run(self._inner.connect(timeout, **options))
             return self
 
         @staticmethod
         def _cls_kill(
-            cls: type[Sandbox], sandbox_id: str, *, backend: Backend | None = None
+            cls: type[Sandbox],
+            sandbox_id: str,
+            *,
+            backend: Backend | None = None,
+            **options: Unpack[ConnectionOptions],
         ) -> bool:
-            return _run(AsyncSandbox.kill(sandbox_id, backend=backend))
+            return _run(AsyncSandbox.kill(sandbox_id, backend=backend, **options))
 
         @class_method_variant(_cls_kill)
-        def kill(self) -> bool:
+        def kill(self, **options: Unpack[ConnectionOptions]) -> bool:
             """Stop and remove the sandbox (``Sandbox.kill(sandbox_id)``: by id).
 
             Blocking twin of :meth:`AsyncSandbox.kill`.
             """
-            return _run(self._inner.kill())
+            return _run(self._inner.kill(**options))
 
         @staticmethod
         def _cls_pause(
@@ -212,7 +221,7 @@ WRAPPERS = [
     Wrapper(
         "CommandHandle",
         AsyncCommandHandle,
-        "A command started with ``background=True`` (blocking API).",
+        "A command started with ``background=True`` or ``commands.connect`` (blocking API).",
         skip={"__aiter__": "the blocking twin is the hand-written __iter__"},
         extra='''
         def __iter__(self) -> Iterator[OutputChunk]:
@@ -230,7 +239,34 @@ WRAPPERS = [
                     return
         ''',
     ),
-    Wrapper("Files", AsyncFiles, "Files (blocking); see :class:`AsyncFiles`."),
+    Wrapper(
+        "Files",
+        AsyncFiles,
+        "Files (blocking); see :class:`AsyncFiles`.",
+        # E2B's blocking watch_dir takes no callbacks: its handle keeps the events.
+        extra='''
+        def watch_dir(
+            self,
+            path: str,
+            user: Username | None = None,
+            request_timeout: float | None = None,
+            recursive: bool = False,
+            include_entry: bool = False,
+            allow_network_mounts: bool = False,
+        ) -> WatchHandle:
+            """Watch a directory for changes (E2B's blocking ``watch_dir``); the handle's
+            ``get_new_events()`` returns those since its last call, until ``stop()``.
+
+            Blocking twin of :meth:`AsyncFiles.watch_dir` (see it for the arguments),
+            without its callbacks and ``timeout``: the watch lasts until ``stop()`` or
+            the sandbox's end.
+            """
+            start = self._inner._start_watch(
+                path, recursive, user, request_timeout, None, include_entry
+            )
+            return WatchHandle(_run(start))
+        ''',
+    ),
     Wrapper(
         "FileStreamReader",
         AsyncFileStreamReader,
@@ -274,6 +310,7 @@ RUNTIME_IMPORTS = {
     "Any": ("typing", "Any"),
     "Coroutine": ("collections.abc", "Coroutine"),
     "TypeVar": ("typing", "TypeVar"),
+    "WatchHandle": ("._watch", "WatchHandle"),
     "blocking": ("._bridge", "blocking"),
     "overload": ("typing", "overload"),
 }
@@ -720,7 +757,8 @@ def _extra(wrapper: Wrapper, imports: Imports) -> tuple[str, set[str]]:
                 for name in _names(ast.unparse(decorator)) - names - {"staticmethod"}:
                     imports.use(name)
             args = node.args
-            for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs]:
+            starred = [a for a in (args.vararg, args.kwarg) if a is not None]
+            for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, *starred]:
                 if arg.annotation is not None:
                     imports.use(ast.unparse(arg.annotation))
             if node.returns is not None:

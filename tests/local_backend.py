@@ -31,6 +31,8 @@ from e2b_tools import (
 )
 from e2b_tools._bundle import AGENT_PACKAGE, agent_files
 from e2b_tools.backends.docker import (
+    LABEL_CONFIG,
+    LABEL_CREATED_AT,
     LABEL_END_AT,
     LABEL_METADATA,
     LABEL_SANDBOX,
@@ -140,6 +142,9 @@ class LocalBackend:
                 "E2B_TOOLS_WORKDIR": str(box.workspace),
                 "E2B_TOOLS_DEADLINE": f"{box.end_at:.3f}",
                 "E2B_TOOLS_INTERRUPT_GRACE": str(box.config.interrupt_grace),
+                "E2B_TOOLS_ON_TIMEOUT": box.config.on_timeout,
+                "E2B_TOOLS_AUTO_RESUME": "1" if box.config.auto_resume else "",
+                "E2B_TOOLS_LIFETIME": str(box.config.timeout),
             }
             box.process = await asyncio.create_subprocess_exec(
                 sys.executable,
@@ -286,7 +291,9 @@ class LocalBackend:
         return {
             LABEL_SANDBOX: box.sandbox_id,
             LABEL_END_AT: f"{box.end_at:.3f}",
+            LABEL_CREATED_AT: f"{box.created:.6f}",
             LABEL_METADATA: json.dumps(box.config.metadata, sort_keys=True),
+            LABEL_CONFIG: box.config.model_dump_json(exclude={"envs"}),
         }
 
     def __enter__(self) -> LocalBackend:

@@ -1,5 +1,6 @@
 """Shell commands and stateless programs (standard library only): each runs under a
-guard (see :mod:`procs`), its output forwarded as it comes."""
+guard (see :mod:`procs`), its output forwarded as it comes, to the request that started
+it and to the requests that follow it (``command_attach``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import selectors
 import shutil
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import languages
 from .plumbing import Stream, exec_argv
@@ -20,6 +21,23 @@ if TYPE_CHECKING:
 # After a command's main process exits, how long to keep reading output that its
 # background children may still write before the call returns.
 EXIT_DRAIN_SECONDS = 0.2
+
+MAX_FOLLOWERS = 16
+"""Requests that may follow one command at once (``command_attach``). Past it the oldest
+is let go (a ``Detached`` error), so followers whose host went away without cancelling
+cost the command a bounded share of the output stream, not one copy per attach ever made."""
+
+
+class _Forwarded(Stream):
+    """A command's pipe: each piece goes to its own request, then to its followers."""
+
+    owner: Command
+
+    def emit(self, text: str) -> None:
+        super().emit(text)
+        if text:
+            for rid in self.owner.followers:
+                self.agent.send({"id": rid, "type": self.kind, "text": text})
 
 
 class Command:
@@ -34,6 +52,8 @@ class Command:
         self.finished = False
         self.timer: Optional[int] = None
         self.drain_timer: Optional[int] = None
+        self.followers: List[str] = []
+        """Requests that follow the command (``command_attach``), oldest first."""
         env = agent.child_env(req.get("envs"))
         cwd = agent.resolve(req.get("cwd") or agent.workdir)
         shell = "/bin/bash" if os.path.exists("/bin/bash") else "/bin/sh"
@@ -68,7 +88,10 @@ class Command:
                 if child_end is not None:
                     os.close(child_end)
         agent.watch(self.proc, self.check_exit)
-        self.streams = [Stream(agent, out_r, "stdout", self), Stream(agent, err_r, "stderr", self)]
+        self.streams = [
+            _Forwarded(agent, out_r, "stdout", self),
+            _Forwarded(agent, err_r, "stderr", self),
+        ]
         if in_w >= 0:
             self.stdin_fd = in_w
             os.set_blocking(self.stdin_fd, False)
@@ -121,6 +144,28 @@ class Command:
     def current_request(self) -> Optional[str]:
         return self.rid
 
+    def attach(self, rid: str) -> None:
+        """Have request ``rid`` follow the command: a ``started`` event now, then every
+        later piece of output and, when it ends, a ``done`` like the command's own."""
+        if len(self.followers) >= MAX_FOLLOWERS:
+            oldest = self.followers.pop(0)
+            self.agent.fail(
+                oldest,
+                "Detached",
+                f"more than {MAX_FOLLOWERS} calls followed command {self.proc.pid}; the "
+                "oldest was let go (the command runs on: connect to it again)",
+            )
+        self.followers.append(rid)
+        self.agent.send({"id": rid, "type": "started", "pid": self.proc.pid})
+
+    def detach(self, rid: str) -> bool:
+        """Stop request ``rid`` following the command (which runs on); False if it did not."""
+        if rid not in self.followers:
+            return False
+        self.followers.remove(rid)
+        self.agent.finish(rid, {"detached": True, "pid": self.proc.pid})
+        return True
+
     def finish(self, value: Dict[str, Any]) -> None:
         self.agent.finish(self.rid, value)
 
@@ -169,6 +214,9 @@ class Command:
         if self.timed_out:
             value["timed_out"] = "killed"
         self.finish(value)
+        followers, self.followers = self.followers, []
+        for rid in followers:
+            self.agent.finish(rid, value)
 
 
 _BUILD_FAILED = 254

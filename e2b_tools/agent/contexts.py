@@ -339,9 +339,15 @@ class NodeContext(KernelContext):
         for extra in ("/usr/share/nodejs", "/usr/lib/node_modules", "/usr/local/lib/node_modules"):
             if os.path.isdir(extra) and extra not in node_path:
                 node_path.append(extra)
+        prefix = env.get("NPM_CONFIG_PREFIX")
+        if prefix:  # where `npm install -g` puts packages (it may not exist yet)
+            node_path.append(os.path.join(prefix, "lib", "node_modules"))
         env = dict(env, NODE_PATH=os.pathsep.join(node_path))
+        # --expose-internals: the kernel parses cells with node's own acorn when no
+        # acorn package is installed (top-level await, import statements).
+        argv = ["node", "--expose-internals", kernel, str(req_r), str(ctl_w), self.language]
         return self.agent.spawn(
-            exec_argv(["node", kernel, str(req_r), str(ctl_w), self.language]),
+            exec_argv(argv),
             stdin=None,
             stdout=out_w,
             stderr=err_w,
@@ -388,15 +394,20 @@ class BashContext(KernelContext):
         with open(cell, "w", encoding="utf-8") as f:
             f.write(req["code"])
         lines = []
-        envs = req.get("envs") or {}
-        for key, value in envs.items():
-            if str(key).isidentifier():
-                lines.append(f"export {key}={shlex.quote(str(value))}")
+        # The call's envs hold for the call; then each variable is as it was before
+        # (the sandbox's value, or unset).
+        keys = [str(k) for k in (req.get("envs") or {}) if str(k).isidentifier()]
+        for key in keys:
+            value = str(req["envs"][key])
+            lines.append(f"__e2b_had_{key}=${{{key}+1}}; __e2b_old_{key}=${{{key}-}}")
+            lines.append(f"export {key}={shlex.quote(value)}")
         lines.append(f"builtin source {shlex.quote(cell)} < /dev/null")
         lines.append("__e2b_status=$?")
-        for key in envs:
-            if str(key).isidentifier():
-                lines.append(f"unset {key}")
+        for key in keys:
+            lines.append(
+                f'if [ -n "$__e2b_had_{key}" ]; then export {key}="$__e2b_old_{key}"; '
+                f"else unset {key}; fi; unset __e2b_had_{key} __e2b_old_{key}"
+            )
         lines.append(
             'builtin printf \'{"type":"done","exit_code":%d,"execution_count":%d}\\n\' '
             f'"$__e2b_status" {self.count} >&{self.ctl_number}'

@@ -6,9 +6,12 @@
 // so output always precedes the result that follows it).
 //
 // Code runs in this realm with vm.runInThisContext: globals and top-level let/const/
-// class declarations persist across calls. Code with top-level `await` is rewritten
-// (with acorn, as Node's REPL does) into an async function whose declarations become
-// globals and whose last expression is returned.
+// class declarations persist across calls. Code with top-level `await`, ESM `import`
+// or `export` statements is rewritten (with acorn, as Node's REPL does) into an async
+// function whose declarations and imported names become globals and whose last
+// expression is returned. Imports load through import() (ESM and CommonJS alike),
+// resolved from the working directory as require() resolves (./node_modules, then
+// NODE_PATH), so `import x from "x"` finds what `npm install x` put there.
 "use strict";
 
 const fs = require("fs");
@@ -16,7 +19,8 @@ const path = require("path");
 const readline = require("readline");
 const util = require("util");
 const vm = require("vm");
-const { createRequire } = require("module");
+const { builtinModules, createRequire } = require("module");
+const { pathToFileURL } = require("url");
 
 const reqFd = Number(process.argv[2]);
 const ctlFd = Number(process.argv[3]);
@@ -35,7 +39,14 @@ function load(name) {
   }
 }
 
-const acorn = load("acorn");
+// The acorn package (Debian's node-acorn, npm i -g acorn), else the copy inside node
+// itself (the one its REPL uses; reachable because the agent passes --expose-internals).
+// Loaded for the first cell that needs it, so a context starts without it.
+let acorn;
+function parser() {
+  if (acorn === undefined) acorn = load("acorn") || load("internal/deps/acorn/acorn/dist/acorn");
+  return acorn;
+}
 const ts = typescript ? load("typescript") : null;
 
 globalThis.require = createRequire(path.join(process.cwd(), "__e2b_tools_cell__.js"));
@@ -48,31 +59,177 @@ globalThis.display = (...values) => {
 function transpile(code) {
   if (!typescript) return code;
   if (!ts) throw new Error("TypeScript is not installed in this sandbox (npm i -g typescript)");
+  // Keep every import a cell writes, used or not (a later cell may use it); only
+  // `import type` goes. TypeScript 5 says so with verbatimModuleSyntax, 4.x with
+  // preserveValueImports.
+  const major = Number(String(ts.versionMajorMinor || "0").split(".")[0]);
+  const keepImports =
+    major >= 5
+      ? { verbatimModuleSyntax: true }
+      : { preserveValueImports: true, isolatedModules: true };
   const out = ts.transpileModule(code, {
     compilerOptions: {
       target: ts.ScriptTarget.ES2022,
       module: ts.ModuleKind.ESNext,
       alwaysStrict: false,
       esModuleInterop: true,
+      ...keepImports,
     },
     reportDiagnostics: false,
   });
   return out.outputText.replace(/^export \{\};\s*$/m, "");
 }
 
-// Top-level await: turn the cell into `(async () => { ...; return <last expr> })()`,
-// with its declarations turned into assignments to globals so they outlive the call.
-function wrapAwait(code) {
-  if (!acorn) return null;
+// -- imports ---------------------------------------------------------------------------
+// Rewritten cells call these (a global the cell can reach but does not list).
+const IMPORTER = "__e2b_tools_import__";
+const BUILTINS = new Set(builtinModules);
+
+function notFound(specifier, from) {
+  const where = /^\.{0,2}\//.test(specifier)
+    ? `no such file, relative to ${from}`
+    : `searched node_modules in ${from} and its parents, and NODE_PATH; ` +
+      `install it with: npm install ${specifier}`;
+  const err = new Error(`Cannot find module '${specifier}' (${where})`);
+  err.code = "ERR_MODULE_NOT_FOUND";
+  return err;
+}
+
+// What import() is given for a specifier: builtins and URLs as they are; paths and
+// package names resolved from the working directory as require() resolves them.
+function resolveSpecifier(specifier) {
+  if (BUILTINS.has(specifier) || /^[a-z][a-z0-9+.-]+:/i.test(specifier)) return specifier;
+  const from = process.cwd();
+  const req = createRequire(path.join(from, "__e2b_tools_cell__.js"));
+  try {
+    return pathToFileURL(req.resolve(specifier)).href;
+  } catch (err) {
+    const file = path.resolve(from, specifier);
+    if (/^\.{0,2}\//.test(specifier) && fs.existsSync(file)) return pathToFileURL(file).href;
+    if (err && err.code === "ERR_PACKAGE_PATH_NOT_EXPORTED") {
+      const target = importTarget(req, specifier);
+      if (target) return target;
+      throw err; // names the package and the subpath it does not export
+    }
+    throw notFound(specifier, from);
+  }
+}
+
+// A package whose "exports" offer no `require` entry (ESM only): its `import` one.
+function importTarget(req, specifier) {
+  const parts = specifier.split("/");
+  const name = parts.slice(0, specifier.startsWith("@") ? 2 : 1).join("/");
+  const subpath = ["."].concat(parts.slice(name.split("/").length)).join("/");
+  for (const dir of req.resolve.paths(specifier) || []) {
+    let manifest;
+    try {
+      manifest = JSON.parse(fs.readFileSync(path.join(dir, name, "package.json"), "utf8"));
+    } catch (err) {
+      continue;
+    }
+    let exp = manifest.exports;
+    const bySubpath = exp && typeof exp === "object" && Object.keys(exp).some((k) => k[0] === ".");
+    if (bySubpath) exp = exp[subpath];
+    else if (subpath !== ".") exp = null;
+    while (exp && typeof exp === "object") {
+      const key = ["node", "import", "default"].find((k) => k in exp);
+      exp = key ? exp[key] : null;
+    }
+    return typeof exp === "string" ? pathToFileURL(path.join(dir, name, exp)).href : null;
+  }
+  return null;
+}
+
+function missingExport(specifier, name) {
+  return new SyntaxError(
+    `The requested module '${specifier}' does not provide an export named '${name}'`,
+  );
+}
+
+Object.defineProperty(globalThis, IMPORTER, {
+  enumerable: false,
+  value: Object.freeze({
+    // import(specifier, options), as the cell would call it.
+    load(specifier, options) {
+      return options === undefined
+        ? import(resolveSpecifier(String(specifier)))
+        : import(resolveSpecifier(String(specifier)), options);
+    },
+    // One imported name of a module's namespace. CommonJS modules also lend the names
+    // Node's export scan missed from module.exports (their `default`), as bundlers do.
+    // TypeScript cells keep imports of types too: those come back undefined.
+    binding(ns, name, specifier) {
+      if (name in ns) return ns[name];
+      const cjs = ns.default;
+      if (cjs !== null && (typeof cjs === "object" || typeof cjs === "function") && name in cjs) {
+        return cjs[name];
+      }
+      if (typescript) return undefined;
+      throw missingExport(specifier, name);
+    },
+  }),
+});
+
+// -- rewriting a cell --------------------------------------------------------------------
+// `import` statements become awaited import() bindings (hoisted, as ESM hoists them),
+// import() calls go through the same resolver, `export` drops off declarations, and
+// when the cell has any of those or top-level `await`, it becomes
+// `var <names>; (async () => { ...; return <last expr> })()` with its declarations
+// turned into assignments to globals so they outlive the call. Returns
+// {code, wrapped}, or null when there is nothing to rewrite or no acorn to do it.
+// A cell acorn cannot parse throws acorn's SyntaxError, pointing at the cell's line.
+function rewrite(code, wrap, filename) {
+  if (!parser()) return null;
   let ast;
   try {
-    ast = acorn.parse(code, { ecmaVersion: "latest", allowAwaitOutsideFunction: true });
+    ast = acorn.parse(code, {
+      ecmaVersion: "latest",
+      allowAwaitOutsideFunction: true,
+      allowImportExportEverywhere: true,
+    });
   } catch (err) {
-    return null;
+    if (!err.loc) throw err;
+    const { line, column } = err.loc;
+    const error = new SyntaxError(err.message.replace(/ \(\d+:\d+\)$/, ""));
+    const source = code.split("\n")[line - 1] || "";
+    const caret = `${" ".repeat(column)}^`;
+    error.stack = `${filename}:${line}\n${source}\n${caret}\n\nSyntaxError: ${error.message}`;
+    throw error;
   }
   const edits = [];
+  const dynamic = [];
+  findImportCalls(ast, dynamic);
+  for (const node of dynamic) edits.push([node.start, node.source.start, `${IMPORTER}.load(`]);
+  if (!wrap) return dynamic.length ? { code: apply(code, edits), wrapped: false } : null;
+
   const names = [];
-  for (const node of ast.body) {
+  const prologue = [];
+  // A statement that goes leaves its newlines: the lines after it keep their numbers.
+  const blank = (node) =>
+    edits.push([node.start, node.end, code.slice(node.start, node.end).replace(/[^\n]/g, "")]);
+  for (let node of ast.body) {
+    if (node.type === "ImportDeclaration") {
+      prologue.push(importBindings(node, prologue.length, names));
+      blank(node);
+      continue;
+    }
+    if (node.type === "ExportNamedDeclaration" || node.type === "ExportDefaultDeclaration") {
+      // `export` before a declaration goes (`export default` before a named function
+      // or class too); `export { a }` goes; `export default <expr>` stays and fails.
+      const decl = node.declaration;
+      const named =
+        node.type === "ExportNamedDeclaration" ||
+        (decl.id && /^(Function|Class)Declaration$/.test(decl.type));
+      if (!decl || !named) {
+        if (node.type === "ExportNamedDeclaration") blank(node);
+        continue;
+      }
+      edits.push([node.start, decl.start, ""]);
+      node = decl;
+    } else if (node.type === "ExportAllDeclaration") {
+      blank(node);
+      continue;
+    }
     if (node.type === "VariableDeclaration") {
       edits.push([node.start, node.start + node.kind.length, ""]);
       for (const d of node.declarations) {
@@ -93,11 +250,44 @@ function wrapAwait(code) {
     edits.push([last.start, last.start, "return ("]);
     edits.push([last.expression.end, last.expression.end, ")"]);
   }
+  const body = apply(code, edits);
+  const decl = names.length ? `var ${[...new Set(names)].join(", ")}; ` : "";
+  // One line of preamble, on the cell's first line: error lines stay the cell's lines.
+  return { code: `${decl}(async () => { ${prologue.join(" ")}${body}\n})()`, wrapped: true };
+}
+
+function apply(code, edits) {
+  // Back to front; at one position the longer replacement first, then insertions.
   edits.sort((a, b) => b[0] - a[0] || b[1] - a[1]);
-  let body = code;
-  for (const [start, end, text] of edits) body = body.slice(0, start) + text + body.slice(end);
-  const decl = names.length ? `var ${[...new Set(names)].join(", ")};\n` : "";
-  return `${decl}(async () => {\n${body}\n})()`;
+  let out = code;
+  for (const [start, end, text] of edits) out = out.slice(0, start) + text + out.slice(end);
+  return out;
+}
+
+function importBindings(node, index, names) {
+  const source = JSON.stringify(node.source.value);
+  const attributes = node.attributes || node.assertions || [];
+  let options = "";
+  if (attributes.length) {
+    const pair = (a) =>
+      `${JSON.stringify(a.key.name ?? a.key.value)}: ${JSON.stringify(a.value.value)}`;
+    options = `, { with: { ${attributes.map(pair).join(", ")} } }`;
+  }
+  const ns = `__e2b_tools_module_${index}__`;
+  const parts = [`const ${ns} = await ${IMPORTER}.load(${source}${options});`];
+  for (const s of node.specifiers) {
+    const local = s.local.name;
+    names.push(local);
+    if (s.type === "ImportNamespaceSpecifier") {
+      parts.push(`${local} = ${ns};`);
+    } else {
+      const imported =
+        s.type === "ImportDefaultSpecifier" ? "default" : s.imported.name ?? s.imported.value;
+      const key = JSON.stringify(imported);
+      parts.push(`${local} = ${IMPORTER}.binding(${ns}, ${key}, ${source});`);
+    }
+  }
+  return parts.join(" ");
 }
 
 function collectNames(pattern, out) {
@@ -121,6 +311,24 @@ function collectNames(pattern, out) {
   }
 }
 
+function findImportCalls(root, out) {
+  // Iterative: a deeply nested expression must not overflow the stack here.
+  const stack = [root];
+  while (stack.length) {
+    const node = stack.pop();
+    if (Array.isArray(node)) {
+      for (const child of node) if (child && typeof child === "object") stack.push(child);
+      continue;
+    }
+    if (typeof node.type !== "string") continue;
+    if (node.type === "ImportExpression") out.push(node);
+    for (const key of Object.keys(node)) {
+      const value = node[key];
+      if (value && typeof value === "object") stack.push(value);
+    }
+  }
+}
+
 // Caps on what one result or error carries (characters), as in kernel_python.py.
 const TEXT_LIMIT = 1 << 20;
 const ERROR_LIMIT = 64 << 10;
@@ -135,8 +343,9 @@ function capped(text, limit) {
 }
 
 function sendResult(value, main) {
+  // A string is its own text, as in E2B (`"Hello"` gives Hello, not 'Hello').
   const data = {
-    "text/plain": typeof value === "string" ? `'${value}'` : util.inspect(value, { depth: 4 }),
+    "text/plain": typeof value === "string" ? value : util.inspect(value, { depth: 4 }),
   };
   if (value !== null && typeof value === "object") {
     try {
@@ -180,15 +389,36 @@ async function execute(req) {
   }
   try {
     const code = transpile(String(req.code || ""));
-    let script;
+    let script = null;
     let wrapped = false;
+    let refused = null;
     try {
       script = new vm.Script(code, { filename });
     } catch (err) {
-      const asyncCode = err instanceof SyntaxError && /await/.test(err.message) ? wrapAwait(code) : null;
-      if (asyncCode === null) throw err;
-      script = new vm.Script(asyncCode, { filename });
-      wrapped = true;
+      // Node words these refusals many ways ("Unexpected identifier" for `await f()`).
+      if (!(err instanceof SyntaxError) || !/\b(await|import|export)\b/.test(code)) throw err;
+      refused = err;
+    }
+    // Only cells that need it are parsed: a refused one, or one that may call import().
+    if (refused !== null || code.includes("import")) {
+      let out = null;
+      try {
+        out = rewrite(code, refused !== null, filename);
+      } catch (err) {
+        // Node refuses any cell with import/export as "outside a module", whatever
+        // its actual mistake: acorn's message names that mistake.
+        if (refused !== null) throw /import|export/.test(refused.message) ? err : refused;
+      }
+      if (out === null && refused !== null) throw refused;
+      if (out !== null) {
+        try {
+          script = new vm.Script(out.code, { filename });
+        } catch (err) {
+          // An import/export left inside a block: Node's own words, on the cell's line.
+          throw refused !== null && /import|export/.test(String(err.message)) ? refused : err;
+        }
+        wrapped = out.wrapped;
+      }
     }
     let value = script.runInThisContext({ breakOnSigint: true, displayErrors: false });
     if (wrapped) value = await value;

@@ -24,9 +24,10 @@ import signal
 import sys
 import traceback
 import types
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional
 
 from . import procs
+from .charts import figure_chart
 from .plumbing import READ_CHUNK
 from .shell import SHELL_NAME, Shell, UsageError, parse_cell
 
@@ -79,7 +80,7 @@ class Kernel:
         self.ns["display"] = self.display
         self.shell = Shell(self)
         self.ns[SHELL_NAME] = self.shell
-        sys.meta_path.insert(0, _PyplotHook(self))
+        sys.meta_path.insert(0, _ImportPatches(self))
 
     def send(self, msg: Dict[str, Any]) -> None:
         for stream in (sys.stdout, sys.stderr):
@@ -246,6 +247,9 @@ class Kernel:
             data["text/plain"] += f" (could not render: {type(exc).__name__}: {exc})"
         if png is not None:
             data["image/png"] = png
+            chart = figure_chart(value)  # E2B's chart data; None if it cannot be read
+            if chart:
+                data["e2b/chart"] = chart
         for mime, method in _REPR_METHODS:
             fn = getattr(value, method, None)
             if fn is None or isinstance(value, type) or not callable(fn):
@@ -362,35 +366,67 @@ def _dataframe_data(value: Any) -> Optional[Dict[str, Any]]:
     return table if isinstance(table, dict) else None
 
 
-class _PyplotHook:
-    """Makes ``plt.show()`` show figures as results, from the moment pyplot is imported."""
+class _ImportPatches:
+    """Patches modules as they are first imported, so that they show results the way
+    they do in IPython: ``plt.show()``, IPython's own ``display`` (user code imports it
+    from ``IPython.display``; outside an IPython shell it would only print), and PIL's
+    ``Image.show()``."""
 
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
+        self.patches: Dict[str, Callable[[types.ModuleType], None]] = {
+            "matplotlib.pyplot": self._pyplot,
+            "IPython.core.display_functions": self._ipython_display,
+            "IPython.core.display": self._ipython_display,
+            "PIL.Image": self._pil,
+        }
 
     def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
-        if name != "matplotlib.pyplot":
+        patch = self.patches.pop(name, None)
+        if patch is None:
             return None
         import importlib.util
 
-        sys.meta_path.remove(self)  # one patch per process; and find the real module
-        spec = importlib.util.find_spec(name)
+        sys.meta_path.remove(self)  # to find the real module
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            if self.patches:
+                sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
         loader = spec.loader
         real_exec = loader.exec_module
-        kernel = self.kernel
 
         def exec_module(module: types.ModuleType) -> None:
             real_exec(module)
-
-            def show(*args: Any, **kwargs: Any) -> None:
-                kernel.flush_figures()
-
-            module.show = show  # type: ignore[attr-defined]
+            try:
+                patch(module)
+            except Exception:
+                pass  # a version we do not know: the module works as it is
 
         loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
+
+    def _pyplot(self, module: types.ModuleType) -> None:
+        kernel = self.kernel
+
+        def show(*args: Any, **kwargs: Any) -> None:
+            kernel.flush_figures()
+
+        module.show = show  # type: ignore[attr-defined]
+
+    def _ipython_display(self, module: types.ModuleType) -> None:
+        if hasattr(module, "display"):
+            module.display = self.kernel.display  # type: ignore[attr-defined]
+
+    def _pil(self, module: types.ModuleType) -> None:
+        kernel = self.kernel
+
+        def show(image: Any, *args: Any, **kwargs: Any) -> None:
+            kernel.display(image)
+
+        module.Image.show = show
 
 
 def _prepare_interpreter() -> None:

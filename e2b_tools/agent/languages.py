@@ -54,7 +54,10 @@ LANGUAGE_TABLE: Tuple[LanguageSpec, ...] = (
     {
         "name": "javascript",
         "aliases": ["js"],
-        "state": "stateful: globals and top-level let/const/function persist; top-level await",
+        "state": (
+            "stateful: globals and top-level let/const/function persist; top-level await; "
+            "import statements"
+        ),
         "image": "default",
         "needs": ["node"],
         "runtime": "node running kernel_node.js (vm.runInThisContext)",
@@ -174,6 +177,11 @@ def resolve(asked: str) -> str:
     lower-cased, for the caller to refuse with :func:`unavailable`)."""
     lowered = str(asked).lower()
     return _ALIASES.get(lowered, lowered)
+
+
+def known(asked: str) -> bool:
+    """Whether ``asked`` names a language of the table (a name or alias, any case)."""
+    return str(asked).lower() in _ALIASES
 
 
 def spec(name: str) -> LanguageSpec:

@@ -17,14 +17,17 @@ import sys
 import time
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
-from . import files, languages, procs, protocol
+from . import files, languages, ports, procs, protocol
 from .commands import Command, ProgramRun
 from .contexts import BashContext, KernelContext, NodeContext, PythonContext
 from .plumbing import LOG, READ_CHUNK, Spill, Timers, log, memory_limit, note
 from .protocol import Message
+from .watch import Watches
 
 LANGUAGES = languages.available()
 OUT_BATCH = 1 << 18
+_KEEP_PAUSED = frozenset({"hello", "info", "set_timeout", "cancel", "agent_log"})
+"""Requests that do not wake an auto-paused sandbox (looking at it is not using it)."""
 WATCHDOG_DEFER = 1.0
 """Seconds a later deadline waits before the watchdog hears of it."""
 WATCHDOG_DEFER_MIN = 30.0
@@ -44,6 +47,13 @@ class Agent(files.FileOps):
         self.identity = procs.become_agent(env.pop("E2B_TOOLS_USER", ""))
         self.workdir = env.pop("E2B_TOOLS_WORKDIR", "") or env.get("HOME") or "/"
         deadline = env.pop("E2B_TOOLS_DEADLINE", "")
+        # At the deadline: "kill" (exit, the container goes) or "pause" (freeze every
+        # process, memory kept, until a host resumes it: E2B's auto-pause).
+        self.on_timeout = env.pop("E2B_TOOLS_ON_TIMEOUT", "") or "kill"
+        self.auto_resume = env.pop("E2B_TOOLS_AUTO_RESUME", "") == "1"
+        self.lifetime = float(env.pop("E2B_TOOLS_LIFETIME", "") or 300.0)
+        self.frozen: List[int] = []
+        """The processes the deadline froze (auto-pause), for the resume to wake."""
         self.interrupt_grace = float(env.pop("E2B_TOOLS_INTERRUPT_GRACE", "") or 2.0)
         self.base_env = dict(env)
         self.memory_limit = memory_limit()
@@ -74,7 +84,9 @@ class Agent(files.FileOps):
         self.uploads: Dict[str, files.Upload] = {}
         self.contexts: Dict[str, KernelContext] = {}
         self.commands: Dict[str, Command] = {}
+        self.ports: Dict[str, ports.PortConnection] = {}
         self.spills: Dict[str, Spill] = {}
+        self.watches = Watches(self)
         self.context_seq = 0
         self.deadline: Optional[float] = float(deadline) if deadline else None
         self.deadline_timer: Optional[int] = None
@@ -90,6 +102,9 @@ class Agent(files.FileOps):
         )
         # Warm the default context so the first run_code does not pay for its start.
         self.context("python", None).start()
+        if "javascript" in LANGUAGES:
+            # Listed from the start, as E2B lists it; node starts on its first use.
+            self.context("javascript", None)
 
     # -- plumbing ----------------------------------------------------------------
     def send(self, msg: Message) -> None:
@@ -217,7 +232,27 @@ class Agent(files.FileOps):
             self.watchdog_timer = self.timers.add(WATCHDOG_DEFER, self.arm_watchdog)
         if deadline is not None:
             delay = max(0.0, deadline - time.time())
-            self.deadline_timer = self.timers.add(delay, lambda: self.shutdown("deadline"))
+            self.deadline_timer = self.timers.add(delay, self.on_deadline)
+
+    def on_deadline(self) -> None:
+        if self.on_timeout != "pause":
+            self.shutdown("deadline")
+            return
+        # Auto-pause: the clock stops (the watchdog with it) and every process but the
+        # agent and its watchdog stops where it is, memory kept, until a host resumes.
+        self.frozen = procs.freeze_tree(os.getpid(), keep={self.watchdog.pid})
+        self.paused_at = time.time()
+        log(f"deadline reached: paused ({len(self.frozen)} processes frozen) until resumed")
+        self.schedule_deadline()
+
+    def resume_frozen(self) -> None:
+        """Wake what the deadline froze; the sandbox runs its lifetime again."""
+        procs.thaw(self.frozen)
+        self.frozen = []
+        self.paused_at = None
+        self.deadline = time.time() + self.lifetime
+        log(f"resumed after an auto-pause; deadline in {self.lifetime:.0f}s")
+        self.schedule_deadline()
 
     def arm_watchdog(self) -> None:
         """Hand the watchdog the deadline to enforce now."""
@@ -315,6 +350,8 @@ class Agent(files.FileOps):
             self.fail(rid, "ProtocolError", str(exc))
             return
         rid = req["id"]
+        if self.frozen and self.auto_resume and req["op"] not in _KEEP_PAUSED:
+            self.resume_frozen()  # E2B's auto_resume: the sandbox's next use wakes it
         handler = getattr(self, "op_" + req["op"])
         try:
             handler(req)
@@ -334,6 +371,7 @@ class Agent(files.FileOps):
                 "protocol_version": protocol.PROTOCOL_VERSION,
                 "pid": os.getpid(),
                 "deadline": self.deadline,
+                "auto_paused": bool(self.frozen),
                 "languages": list(LANGUAGES),
                 "workdir": self.workdir,
                 "python": sys.version.split()[0],
@@ -355,6 +393,7 @@ class Agent(files.FileOps):
             {
                 "deadline": self.deadline,
                 "paused": self.paused_at is not None,
+                "auto_paused": bool(self.frozen),
                 "contexts": sorted(self.contexts),
                 "commands": [c.proc.pid for c in self.commands.values()],
             },
@@ -366,6 +405,9 @@ class Agent(files.FileOps):
             self.fail(req["id"], "ProtocolError", "set_timeout needs a deadline or pause")
             return
         now = time.time()
+        if pause is None and self.frozen:
+            self.fail(req["id"], "SandboxPaused", "the sandbox is paused; connect() resumes it")
+            return
         if pause:
             # The host freezes the whole sandbox next. Frozen, the clocks go on: on
             # waking, the timer and the watchdog would find the deadline passed. So the
@@ -373,6 +415,8 @@ class Agent(files.FileOps):
             if self.paused_at is None:
                 self.paused_at = now
                 log("deadline clock stopped for a pause")
+        elif self.frozen:  # pause is False: a host resumes an auto-paused sandbox
+            self.resume_frozen()
         elif self.paused_at is not None:
             if self.deadline is not None:
                 self.deadline += now - self.paused_at
@@ -474,7 +518,23 @@ class Agent(files.FileOps):
             found = True
         for ctx in self.contexts.values():
             found = ctx.cancel(target) or found
+        for command in list(self.commands.values()):
+            found = command.detach(target) or found  # a follower stops; the command runs on
+        found = self.watches.cancel(target) or found
+        found = ports.cancel_port(self, target) or found
         self.finish(req["id"], {"found": found})
+
+    def op_port_open(self, req: Message) -> None:
+        ports.open_port(self, req)
+
+    def op_port_send(self, req: Message) -> None:
+        ports.send_port(self, req)
+
+    def op_watch_dir(self, req: Message) -> None:
+        self.watches.start(req)
+
+    def op_watch_flush(self, req: Message) -> None:
+        self.watches.flush(req)
 
     def process(self, pid: int) -> Command:
         for cmd in self.commands.values():
@@ -487,6 +547,9 @@ class Agent(files.FileOps):
         raw = base64.b64decode(data) if req.get("base64") else data.encode("utf-8")
         self.process(req["pid"]).write_stdin(raw)
         self.finish(req["id"])
+
+    def op_command_attach(self, req: Message) -> None:
+        self.process(req["pid"]).attach(req["id"])
 
     def op_close_stdin(self, req: Message) -> None:
         self.process(req["pid"]).close_stdin()

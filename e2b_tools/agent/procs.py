@@ -387,6 +387,37 @@ def reap_children(since: float) -> None:
                 pass
 
 
+def freeze_tree(root: int, keep: Set[int]) -> List[int]:
+    """SIGSTOP every live descendant of ``root`` but ``keep`` (and theirs), in rounds
+    until none runs (a stopped process cannot fork); the pids it stopped, for
+    :func:`thaw`. Processes stopped already stay out of the list. About a second at most.
+    """
+    stopped: List[int] = []
+    end = time.monotonic() + 1.0
+    while time.monotonic() < end:
+        skip = set(keep)
+        running = []
+        for pid, parent, state in descendants(root):
+            if pid in skip or parent in skip:
+                skip.add(pid)  # a kept process's own children are kept too
+            elif state not in "ZXTt":
+                running.append(pid)
+        if not running:
+            break
+        for pid in running:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                stopped.append(pid)
+            except OSError:
+                pass
+    return stopped
+
+
+def thaw(pids: List[int]) -> None:
+    """SIGCONT what :func:`freeze_tree` stopped."""
+    _signal_all(pids, signal.SIGCONT)
+
+
 def kill_tree(root: int, keep: Optional[Set[int]] = None, since: Optional[float] = None) -> int:
     """SIGKILL every live descendant of ``root`` but ``keep``, until none is left.
 

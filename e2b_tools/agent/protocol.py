@@ -27,8 +27,31 @@ output can point at the whole of it.
 ``command`` sends a ``started`` event with the process's ``pid`` as soon as it runs;
 with ``"stdin": true`` its stdin is a pipe fed by ``send_stdin`` (``data`` is text,
 or bytes in base64 with ``"base64": true``) / ``close_stdin`` (otherwise it is
-closed). ``kill_process`` kills a command's whole process group. ``rename`` moves
-``path`` to ``new_path`` (creating its parents); ``remove`` of a missing path succeeds.
+closed). ``kill_process`` kills a command's whole process group. ``command_attach``
+(``pid``) follows a running command: ``started``, then its later output and a ``done``
+like its own (a ``cancel`` of it only stops the following: ``done`` says ``detached``).
+``rename`` moves ``path`` to ``new_path`` (creating its parents); ``remove`` of a
+missing path succeeds.
+
+``read_file`` with ``compress`` may send ``data`` events with ``"compressed": true``
+(that chunk is one zlib stream); a ``write_file`` chunk with ``"compressed": true`` is one
+too. Each inflates to at most ``FILE_CHUNK`` bytes (``agent/files.py``). The first
+chunk of a ``write_file`` may carry ``metadata`` (str to str, E2B's rules): the file's
+whole ``user.e2b.*`` metadata (a replaced file without it has none). ``stat``,
+``list_dir`` and ``write_file`` entries carry ``metadata`` (an object, or null).
+
+``port_open`` connects to a TCP port on the sandbox's loopback (the host's ``get_host``):
+a ``started`` event once connected, the server's bytes as ``data`` events (base64), and
+``done`` (``{"closed": why}``) when either side closes or on ``cancel``; ``port_send``
+(``target``: the ``port_open`` id, ``data`` in base64, ``eof`` to close the writing
+half) finishes once its bytes are written.
+
+``watch_dir`` (``path``, ``recursive``, ``include_entry``) answers ``started`` once the
+directory is watched, then ``fs_event`` events (``kind``: ``create``, ``write``, ``remove``,
+``rename``, ``chmod``, or ``overflow`` with a ``dropped`` count; ``name`` relative to
+``path``; ``entry`` as ``stat`` gives it, with ``include_entry``) until
+``cancel``; ``watch_flush`` (``target``) sends what the kernel holds for that watch and
+answers how many ``fs_event`` events it sent in all (``agent/watch.py``).
 
 ``agent_log`` answers with the agent's own latest log lines (``{"lines": [...], "total":
 n}``, at most the last 1000, oldest first; ``limit`` keeps only the last ``limit``).
@@ -81,15 +104,19 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "stdin": (_BOOL, False),
     },
     "cancel": {"target": (_STR, True)},
+    "port_open": {"port": (_INT, True)},
+    "port_send": {"target": (_STR, True), "data": (_STR, True), "eof": (_BOOL, False)},
     "send_stdin": {"pid": (_INT, True), "data": (_STR, True), "base64": (_BOOL, False)},
     "close_stdin": {"pid": (_INT, True)},
     "kill_process": {"pid": (_INT, True)},
+    "command_attach": {"pid": (_INT, True)},
     "list_processes": {},
     "read_file": {
         "path": (_STR, True),
         "offset": (_INT, False),
         "length": (_OPT_INT, False),
         "limit": (_OPT_INT, False),
+        "compress": (_BOOL, False),
     },
     "write_file": {
         "path": (_STR, True),
@@ -97,12 +124,20 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "append": (_BOOL, False),
         "upload": (_STR, False),
         "final": (_BOOL, False),
+        "compressed": (_BOOL, False),
+        "metadata": (_DICT, False),
     },
     "list_dir": {"path": (_STR, True), "depth": (_INT, False)},
     "stat": {"path": (_STR, True)},
     "remove": {"path": (_STR, True)},
     "rename": {"path": (_STR, True), "new_path": (_STR, True)},
     "make_dir": {"path": (_STR, True)},
+    "watch_dir": {
+        "path": (_STR, True),
+        "recursive": (_BOOL, False),
+        "include_entry": (_BOOL, False),
+    },
+    "watch_flush": {"target": (_STR, True)},
     # pause: true stops the deadline's clock (the host freezes the sandbox next);
     # pause: false starts it again, the deadline moved by the time stopped.
     "set_timeout": {"deadline": (_NUM, False), "pause": (_BOOL, False)},
@@ -113,7 +148,9 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
     "agent_log": {"limit": (_OPT_INT, False)},
 }
 
-EVENT_TYPES = frozenset({"hello", "started", "stdout", "stderr", "result", "error", "data", "done"})
+EVENT_TYPES = frozenset(
+    {"hello", "started", "stdout", "stderr", "result", "error", "data", "done", "fs_event"}
+)
 
 Message = Dict[str, Any]
 
@@ -165,6 +202,8 @@ ERRORS: Dict[str, str] = {
     "ResultTooLarge": "an answer was over the line limit and dropped",
     "NotRegularFile": "a FIFO, device, socket or directory where a regular file was needed",
     "FileTooLarge": "a read would return more bytes than its limit",
+    "SandboxPaused": "the deadline paused the sandbox (auto-pause); resume it first",
+    "Detached": "too many calls followed one command; the oldest was let go (it runs on)",
 }
 """Error names the agent itself sends (``error`` events also carry the names of Python's
 OSError subclasses, with ``errno`` and ``path``, and, from code, any exception's name)."""

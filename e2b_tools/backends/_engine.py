@@ -19,6 +19,9 @@ LABEL_SANDBOX = "e2b-tools.sandbox"
 LABEL_OWNER = "e2b-tools.owner"
 LABEL_VERSION = "e2b-tools.version"
 LABEL_END_AT = "e2b-tools.end_at"
+LABEL_CREATED_AT = "e2b-tools.created_at"
+"""When the sandbox was created (Unix time, microseconds): the engine's own list gives
+whole seconds, too coarse to put two sandboxes made in a row in order."""
 LABEL_METADATA = "e2b-tools.metadata"
 LABEL_CONFIG = "e2b-tools.config"
 """The sandbox's configuration as JSON, environment variables left out (``connect()``

@@ -32,6 +32,7 @@ from .._version import __version__
 from ._engine import (
     ENGINE_TIMEOUT,
     LABEL_CONFIG,
+    LABEL_CREATED_AT,
     LABEL_END_AT,
     LABEL_METADATA,
     LABEL_OWNER,
@@ -49,6 +50,7 @@ from .egress import LABEL_SANDBOX_IP, NET_PREFIX, PRUNE_AGE, Egress
 __all__ = [
     "ENGINE_TIMEOUT",
     "LABEL_CONFIG",
+    "LABEL_CREATED_AT",
     "LABEL_END_AT",
     "LABEL_METADATA",
     "LABEL_OWNER",
@@ -174,12 +176,16 @@ class DockerBackend:
                 "E2B_TOOLS_WORKDIR": config.workdir,
                 "E2B_TOOLS_DEADLINE": f"{end_at:.3f}",
                 "E2B_TOOLS_INTERRUPT_GRACE": str(config.interrupt_grace),
+                "E2B_TOOLS_ON_TIMEOUT": config.on_timeout,
+                "E2B_TOOLS_AUTO_RESUME": "1" if config.auto_resume else "",
+                "E2B_TOOLS_LIFETIME": str(config.timeout),
             }
             labels = {
                 LABEL_SANDBOX: sandbox_id,
                 LABEL_OWNER: f"{socket.gethostname()}:{os.getpid()}",
                 LABEL_VERSION: __version__,
                 LABEL_END_AT: f"{end_at:.3f}",
+                LABEL_CREATED_AT: f"{time.time():.6f}",
                 LABEL_METADATA: json.dumps(config.metadata, sort_keys=True),
                 LABEL_CONFIG: config.model_dump_json(exclude={"envs"}),
             }
@@ -447,14 +453,16 @@ class DockerBackend:
         except ValueError:
             metadata = {}
         end_at = labels.get(LABEL_END_AT)
-        created = summary.get("Created")
+        created = labels.get(LABEL_CREATED_AT) or summary.get("Created")
         image = str(summary.get("Image") or "")
         return SandboxInfo(
             sandbox_id=labels.get(LABEL_SANDBOX, ""),
             container_id=summary["Id"],
             image=image,
             metadata=metadata,
-            started_at=dt.datetime.fromtimestamp(created, dt.timezone.utc) if created else None,
+            started_at=(
+                dt.datetime.fromtimestamp(float(created), dt.timezone.utc) if created else None
+            ),
             end_at=dt.datetime.fromtimestamp(float(end_at), dt.timezone.utc) if end_at else None,
             state=summary.get("State", ""),
             template_id=image,

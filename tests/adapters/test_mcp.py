@@ -277,7 +277,7 @@ async def test_sessions_are_isolated(connect: Connect) -> None:
         assert f"no sandbox {theirs!r}" in await _error(
             second, "kill_sandbox", {"sandbox_id": theirs}
         )
-        assert _text(await _ok(first, "run_code", code="secret")) == "[result]\n'first'"
+        assert _text(await _ok(first, "run_code", code="secret")) == "[result]\nfirst"
     _assert_gone(first_ids | second_ids)
 
 
@@ -293,7 +293,7 @@ async def test_several_sandboxes_per_session(connect: Connect) -> None:
         assert other in _text(created)
         await _ok(session, "run_code", code="where = 'other'", sandbox_id=other)
         await _ok(session, "write_file", path="f.txt", content="other\n", sandbox_id=other)
-        assert _text(await _ok(session, "run_code", code="where")) == "[result]\n'default'"
+        assert _text(await _ok(session, "run_code", code="where")) == "[result]\ndefault"
         assert "Not found" in await _error(session, "read_file", {"path": "f.txt"})
         read = await _ok(session, "read_file", path="f.txt", sandbox_id=other)
         assert "other" in _text(read)

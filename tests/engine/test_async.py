@@ -69,7 +69,7 @@ async def test_cancelling_run_code_stops_the_code(async_sandbox: AsyncSandbox) -
         await busy
     # Without the cancel reaching the sandbox, this call would queue behind the loop.
     answer = await asyncio.wait_for(async_sandbox.run_code("kept"), 1.0)
-    assert answer.text == "'still here'"
+    assert answer.text == "still here"
 
 
 @pytest.mark.asyncio

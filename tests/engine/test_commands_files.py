@@ -84,10 +84,11 @@ def test_ten_mib_binary_round_trip(sandbox: Sandbox) -> None:
     assert digest == hashlib.sha256(data).hexdigest()
 
 
-def test_binary_file_as_text_is_a_clear_error(sandbox: Sandbox) -> None:
+def test_binary_file_as_text_has_replacement_characters(sandbox: Sandbox) -> None:
+    # As E2B: bytes that are not UTF-8 become U+FFFD; format="bytes" keeps them.
     sandbox.files.write("bin.dat", b"\xff\xfe\x00binary")
-    with pytest.raises(InvalidArgumentError, match="format='bytes'"):
-        sandbox.files.read("bin.dat")
+    assert sandbox.files.read("bin.dat") == "\ufffd\ufffd\x00binary"
+    assert sandbox.files.read("bin.dat", format="bytes") == b"\xff\xfe\x00binary"
 
 
 def test_list_exists_remove_make_dir(sandbox: Sandbox) -> None:

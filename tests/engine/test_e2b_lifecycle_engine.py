@@ -92,3 +92,27 @@ def test_get_metrics_from_the_engine(image: str) -> None:
         assert sample.disk_total > 0
         (by_id,) = Sandbox.get_metrics(sbx.sandbox_id)
         assert by_id.mem_total == sample.mem_total
+
+
+def test_auto_pause_by_id_in_list_and_kept_by_gc(
+    image: str, docker_client: docker.DockerClient
+) -> None:
+    sbx = Sandbox.beta_create(auto_pause=True, timeout=3)
+    sid = sbx.sandbox_id
+    try:
+        sbx.run_code("x = 41")
+        end = time.monotonic() + 15
+        while Sandbox.get_info(sid).state != SandboxState.PAUSED:
+            assert time.monotonic() < end, "the deadline did not pause the sandbox"
+            time.sleep(0.3)
+        # Frozen by its own agent (the engine cannot be asked from inside).
+        assert _state(docker_client, sid) == "running"
+        time.sleep(3)  # past the watchdog's grace too
+        paused = Sandbox.list(SandboxQuery(state=[SandboxState.PAUSED])).next_items()
+        assert sid in {i.sandbox_id for i in paused}
+        assert sid not in gc(dry_run=True)
+        same = Sandbox.connect(sid, timeout=60)
+        assert same.run_code("x + 1").text == "42"
+        assert Sandbox.get_info(sid).state == SandboxState.RUNNING
+    finally:
+        sbx.kill()

@@ -16,7 +16,7 @@ def test_javascript_state_results_and_console(sandbox: Sandbox) -> None:
         "text",
         "json",
     ]
-    assert sandbox.run_code("'str'", language="js").text == "'str'"
+    assert sandbox.run_code("'str'", language="js").text == "str"  # as in E2B
 
 
 def test_javascript_top_level_await_keeps_declarations(sandbox: Sandbox) -> None:
@@ -42,7 +42,7 @@ def test_javascript_errors_and_timeouts(sandbox: Sandbox) -> None:
     sandbox.run_code("var kept = 'yes'", language="js")
     with pytest.raises(SandboxTimeoutError, match="interrupted"):
         sandbox.run_code("while (true) {}", language="js", timeout=1)
-    assert sandbox.run_code("kept", language="js").text == "'yes'"
+    assert sandbox.run_code("kept", language="js").text == "yes"
 
 
 def test_typescript_is_transpiled_in_the_sandbox(sandbox: Sandbox) -> None:
@@ -60,10 +60,10 @@ def test_typescript_is_transpiled_in_the_sandbox(sandbox: Sandbox) -> None:
 def test_languages_have_separate_state(sandbox: Sandbox) -> None:
     sandbox.run_code("shared = 'python'")
     sandbox.run_code("var shared = 'js'", language="js")
-    assert sandbox.run_code("shared").text == "'python'"
-    assert sandbox.run_code("shared", language="js").text == "'js'"
+    assert sandbox.run_code("shared").text == "python"
+    assert sandbox.run_code("shared", language="js").text == "js"
     ctx = sandbox.create_code_context(language="js")
-    assert sandbox.run_code("typeof shared", context=ctx).text == "'undefined'"
+    assert sandbox.run_code("typeof shared", context=ctx).text == "undefined"
 
 
 def test_unknown_language_lists_the_available_ones(sandbox: Sandbox) -> None:
@@ -124,3 +124,10 @@ def test_c_and_cpp_are_built_and_run_per_call(sandbox: Sandbox) -> None:
 def test_programs_can_be_executed_from_the_workspace(sandbox: Sandbox) -> None:
     sandbox.files.write("hello.sh", "#!/bin/sh\necho executable\n")
     assert sandbox.commands.run("chmod +x hello.sh && ./hello.sh").stdout == "executable\n"
+
+
+def test_typescript_keeps_value_imports_for_later_cells(sandbox: Sandbox) -> None:
+    run = sandbox.run_code("import fs from 'fs'\nimport type { Stats } from 'fs'", language="ts")
+    assert run.error is None, run.error
+    later = sandbox.run_code("const f: string = typeof fs.readFileSync; f", language="ts")
+    assert later.text == "function"

@@ -28,7 +28,7 @@ def test_context_manager_kills(image: str, docker_client: docker.DockerClient) -
 def test_connect_sees_the_same_state(sandbox: Sandbox) -> None:
     sandbox.run_code("shared = 'across connections'")
     other = Sandbox.connect(sandbox.sandbox_id)
-    assert other.run_code("shared").text == "'across connections'"
+    assert other.run_code("shared").text == "across connections"
     assert other.sandbox_id == sandbox.sandbox_id
 
 
@@ -83,7 +83,7 @@ def test_set_timeout_extends_the_deadline(image: str) -> None:
     with Sandbox.create(timeout=3) as sbx:
         sbx.set_timeout(60)
         time.sleep(4)
-        assert sbx.run_code("'still here'").text == "'still here'"
+        assert sbx.run_code("'still here'").text == "still here"
 
 
 def test_missing_image_names_the_build_command(image: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -118,7 +118,7 @@ def test_gc_removes_orphans_and_keeps_live_sandboxes(
     with Sandbox.create() as live:
         assert gc() == ["gcorphan0001"]
         assert docker_client.api.containers(all=True, filters={"id": orphan}) == []
-        assert live.run_code("'alive'").text == "'alive'"
+        assert live.run_code("'alive'").text == "alive"
         assert main(["gc", "--all", "--yes"]) == 0
         assert not live.is_running()
 

@@ -22,9 +22,9 @@ def test_plt_show_and_open_figures_come_back_as_png(sandbox: Sandbox) -> None:
     assert execution.error is None, execution.error
     pngs = [r for r in execution.results if r.png]
     assert len(pngs) == 2  # the shown one, then the one left open
-    assert all(r.formats() == ["text", "png"] for r in pngs)
+    assert all(r.formats() == ["text", "png", "chart"] for r in pngs)  # chart: E2B's data
     assert base64.b64decode(pngs[0].png or "").startswith(b"\x89PNG")
-    assert execution.text == "'done'"
+    assert execution.text == "done"
     assert execution.logs.stdout == ["after show\n"]
     # Shown figures are closed: nothing is shown twice.
     assert sandbox.run_code("len(plt.get_fignums())").text == "0"
@@ -48,7 +48,7 @@ def test_dataframe_html_and_display(sandbox: Sandbox) -> None:
     assert first.formats() == ["text", "html", "data"] and "<table" in (first.html or "")
     assert first.data == {"a": [1, 2]}
     assert not first.is_main_result
-    assert second.text == "'note'"
+    assert second.text == "note"
     assert main.is_main_result and main.text == "3"
 
 
@@ -60,10 +60,10 @@ def test_contexts_are_isolated(sandbox: Sandbox) -> None:
     sandbox.run_code("x = 'a'", context=a)
     sandbox.run_code("x = 'b'", context=b)
     sandbox.run_code("x = 'default'")
-    assert sandbox.run_code("x", context=a).text == "'a'"
-    assert sandbox.run_code("x", context=b).text == "'b'"
-    assert sandbox.run_code("import os; os.getcwd()", context=b).text == "'/home/user/proj'"
-    assert sandbox.run_code("x").text == "'default'"
+    assert sandbox.run_code("x", context=a).text == "a"
+    assert sandbox.run_code("x", context=b).text == "b"
+    assert sandbox.run_code("import os; os.getcwd()", context=b).text == "/home/user/proj"
+    assert sandbox.run_code("x").text == "default"
     ids = {c.id for c in sandbox.list_code_contexts()}
     assert {a.id, b.id} <= ids
     sandbox.restart_code_context(a)

@@ -17,7 +17,7 @@ def test_state_persists_across_calls(sandbox: Sandbox) -> None:
 
 def test_files_written_by_code_persist(sandbox: Sandbox) -> None:
     sandbox.run_code("open('notes.txt', 'w').write('kept')")
-    assert sandbox.run_code("open('notes.txt').read()").text == "'kept'"
+    assert sandbox.run_code("open('notes.txt').read()").text == "kept"
     assert sandbox.files.read("notes.txt") == "kept"
 
 
@@ -67,7 +67,7 @@ def test_rich_repr_formats(sandbox: Sandbox) -> None:
 def test_top_level_await(sandbox: Sandbox) -> None:
     execution = sandbox.run_code("import asyncio\nawait asyncio.sleep(0.01)\n'awaited'")
     assert execution.error is None
-    assert execution.text == "'awaited'"
+    assert execution.text == "awaited"
 
 
 def test_envs_for_one_call_and_for_the_sandbox(image: str) -> None:
@@ -87,7 +87,7 @@ def test_timeout_interrupts_and_keeps_state(sandbox: Sandbox) -> None:
     assert info.value.execution.logs.stdout == ["started\n"]
     assert info.value.execution.error is not None
     assert info.value.execution.error.name == "KeyboardInterrupt"
-    assert sandbox.run_code("kept").text == "'yes'"
+    assert sandbox.run_code("kept").text == "yes"
 
 
 def test_timeout_restarts_a_context_that_ignores_interrupts(sandbox: Sandbox) -> None:
@@ -144,7 +144,7 @@ def test_bad_arguments(sandbox: Sandbox) -> None:
 def test_huge_code_and_unicode(sandbox: Sandbox) -> None:
     big = "data = [" + ",".join(str(i) for i in range(200_000)) + "]\nlen(data)"
     assert sandbox.run_code(big).text == "200000"
-    assert sandbox.run_code("'héllo ✓ 🐍'").text == "'héllo ✓ 🐍'"
+    assert sandbox.run_code("'héllo ✓ 🐍'").text == "héllo ✓ 🐍"
 
 
 def test_matplotlib_uses_agg_and_saves(sandbox: Sandbox) -> None:
@@ -154,5 +154,5 @@ def test_matplotlib_uses_agg_and_saves(sandbox: Sandbox) -> None:
         timeout=120,
     )
     assert execution.error is None, execution.error
-    assert execution.text == "'agg'" or execution.text == "'Agg'"
+    assert execution.text == "agg" or execution.text == "Agg"
     assert sandbox.files.read("chart.png", format="bytes").startswith(b"\x89PNG")

@@ -135,6 +135,6 @@ def test_given_sandbox_is_used_and_not_killed(image: str) -> None:
     with Sandbox.create() as sbx:
         sbx.run_code("given = 'yes'")
         kit = Toolkit(sbx)
-        assert kit.get("run_code").run(code="given").text == "[result]\n'yes'"
+        assert kit.get("run_code").run(code="given").text == "[result]\nyes"
         kit.close()
         assert sbx.is_running()

@@ -102,12 +102,12 @@ async def test_line_magics(sbx: AsyncSandbox) -> None:
     await sbx.run_code("import os\nos.mkdir('sub')")
     execution = await sbx.run_code("%cd sub")
     assert execution.logs.stdout[0].rstrip().endswith("/sub")
-    assert (await sbx.run_code("%pwd")).text == repr(execution.logs.stdout[0].rstrip())
+    assert (await sbx.run_code("%pwd")).text == execution.logs.stdout[0].rstrip()
     await sbx.run_code("%cd ..")
     execution = await sbx.run_code("%env GREETING=hello\nv = %env GREETING\nv")
     assert execution.logs.stdout == ["env: GREETING=hello\n"]
-    assert execution.text == "'hello'"
-    assert (await sbx.run_code("import os; os.environ['GREETING']")).text == "'hello'"
+    assert execution.text == "hello"
+    assert (await sbx.run_code("import os; os.environ['GREETING']")).text == "hello"
     execution = await sbx.run_code("%matplotlib inline\n%time x = sum(range(10))\nx")
     assert execution.text == "45"
     assert "Wall time:" in "".join(execution.logs.stdout)
@@ -152,7 +152,7 @@ async def test_cell_magics(sbx: AsyncSandbox, backend: LocalBackend) -> None:
     assert failed.error is not None and failed.error.name == "CalledProcessError"
     execution = await sbx.run_code("%%writefile notes.txt\nline one\n")
     assert execution.logs.stdout == ["Writing notes.txt\n"]
-    assert (await sbx.run_code("open('notes.txt').read()")).text == repr("line one\n")
+    assert (await sbx.run_code("open('notes.txt').read()")).text == repr("line one\n")[1:-1]
     execution = await sbx.run_code("%%html\n<b>bold</b>")
     assert [r.html for r in execution.results] == ["<b>bold</b>"]
 

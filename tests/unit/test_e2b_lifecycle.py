@@ -18,6 +18,7 @@ from e2b_tools import (
     InvalidArgumentError,
     Sandbox,
     SandboxConfig,
+    SandboxError,
     SandboxInfo,
     SandboxMetrics,
     SandboxPaginator,
@@ -27,6 +28,7 @@ from e2b_tools import (
 )
 from e2b_tools._inspect import metrics_from_stats
 from e2b_tools.backends.docker import image_name
+from e2b_tools.images.names import DEFAULT_IMAGE
 
 
 def _deadline(sbx: Sandbox) -> float:
@@ -57,6 +59,9 @@ def test_template_is_image_and_name_drops_the_tag(backend: LocalBackend) -> None
         assert info.name == "repo.example:5000/team/img"
     with pytest.raises(InvalidArgumentError, match="template is E2B's name for image"):
         Sandbox.create(image="a", template="b", backend=backend)
+    for e2b_default in ("base", "code-interpreter-v1"):
+        with Sandbox.create(template=e2b_default, backend=backend) as sbx:
+            assert sbx.image == DEFAULT_IMAGE
     assert image_name("img@sha256:00") == "img"
     assert image_name("host:5000/img") == "host:5000/img"
 
@@ -205,12 +210,6 @@ def test_metrics_from_docker_stats() -> None:
     assert sample.timestamp == dt.datetime(2025, 1, 2, 3, 4, 5, 123456, dt.timezone.utc)
 
 
-def test_beta_create_warns_that_auto_pause_is_not_implemented(backend: LocalBackend) -> None:
-    with pytest.warns(UserWarning, match="auto_pause is not implemented"):
-        sbx = Sandbox.beta_create(auto_pause=True, backend=backend)
-    sbx.kill()
-
-
 @pytest.mark.asyncio
 async def test_async_forms(backend: LocalBackend) -> None:
     sbx = await AsyncSandbox.create(backend=backend, metadata={"suite": "async-forms"})
@@ -286,7 +285,7 @@ def test_create_takes_e2bs_positional_order_and_cloud_settings(backend: LocalBac
         secure=True,
     ) as sbx:
         assert sbx.config.metadata["who"] == "positional"
-        assert sbx.run_code("import os; os.environ['FROM_ENVS']").text == "'yes'"
+        assert sbx.run_code("import os; os.environ['FROM_ENVS']").text == "yes"
         assert sbx.config.timeout == 300  # timeout=None: the default lifetime
     config = SandboxConfig(timeout=42)
     with Sandbox.create(config=config, backend=backend) as sbx:
@@ -296,7 +295,7 @@ def test_create_takes_e2bs_positional_order_and_cloud_settings(backend: LocalBac
 def test_the_v1_constructor_creates_a_sandbox(backend: LocalBackend) -> None:
     sbx = Sandbox(timeout=30, metadata={"v": "1"}, envs={"V1": "ok"}, backend=backend)
     try:
-        assert sbx.run_code("import os; os.environ['V1']").text == "'ok'"
+        assert sbx.run_code("import os; os.environ['V1']").text == "ok"
         assert sbx.get_info().metadata == {"v": "1"}
         with pytest.raises(TypeError, match="takes no other arguments"):
             Sandbox(sbx.async_sandbox, timeout=5)
@@ -305,3 +304,89 @@ def test_the_v1_constructor_creates_a_sandbox(backend: LocalBackend) -> None:
         sbx.kill()
     with pytest.raises(InvalidArgumentError):
         Sandbox(timeout=-1, backend=backend)  # a bad setting fails before anything starts
+
+
+def _frozen(backend: LocalBackend, sbx: Sandbox) -> list[str]:
+    """States of the agent's descendants but its watchdog (``T``: stopped)."""
+    from e2b_tools.agent import procs
+
+    agent = _agent_pid(backend, sbx)
+    found = procs.descendants(agent)
+    watchdog = min(pid for pid, parent, _ in found if parent == agent)  # forked first
+    return [state for pid, parent, state in found if watchdog not in (pid, parent)]
+
+
+def _wait_state(sbx: Sandbox, state: SandboxState, within: float) -> None:
+    end = time.monotonic() + within
+    while sbx.get_info().state != state:
+        assert time.monotonic() < end, f"not {state} within {within}s"
+        time.sleep(0.2)
+
+
+def test_auto_pause_freezes_at_the_deadline_and_connect_resumes(backend: LocalBackend) -> None:
+    sbx = Sandbox.beta_create(auto_pause=True, timeout=2, backend=backend)
+    try:
+        sbx.run_code("x = 41")
+        sbx.commands.run("sleep 600", background=True)
+        _wait_state(sbx, SandboxState.PAUSED, 10)
+        states = _frozen(backend, sbx)
+        assert states and set(states) <= {"T"}, states  # every process stopped
+        time.sleep(3)  # past the deadline and the watchdog's grace: still there
+        assert sbx.get_info().state == SandboxState.PAUSED
+        assert sbx.is_running(request_timeout=5) is False
+        with pytest.raises(SandboxError, match="paused"):
+            sbx.set_timeout(60)
+        # (The by-id forms, list and gc attach a second stream: on the engine, in
+        # tests/engine/test_e2b_lifecycle_engine.py.)
+        assert sbx.connect(timeout=60) is sbx
+        assert sbx.run_code("x + 1").text == "42"
+        assert sbx.get_info().state == SandboxState.RUNNING and sbx.is_running()
+        assert "T" not in _frozen(backend, sbx)
+        assert 50 < _deadline(sbx) - time.time() < 70
+    finally:
+        sbx.kill()
+
+
+def test_auto_resume_wakes_a_paused_sandbox_on_its_next_use(backend: LocalBackend) -> None:
+    lifecycle = {"on_timeout": {"action": "pause", "keep_memory": True}, "auto_resume": True}
+    sbx = Sandbox.create(timeout=2, lifecycle=lifecycle, backend=backend)
+    try:
+        sbx.run_code("y = 1")
+        _wait_state(sbx, SandboxState.PAUSED, 10)
+        assert sbx.run_code("y + 1").text == "2"  # woke it, with its lifetime again
+        assert sbx.get_info().state == SandboxState.RUNNING
+        _wait_state(sbx, SandboxState.PAUSED, 10)  # and the lifetime runs out again
+    finally:
+        sbx.kill()
+
+
+@pytest.mark.parametrize(
+    "lifecycle",
+    [{"on_timeout": "sleep"}, {"auto_resume": True}, {"when": "never"}, {"auto_resume": "yes"}],
+)
+def test_a_bad_lifecycle_is_refused(backend: LocalBackend, lifecycle: dict[str, object]) -> None:
+    with pytest.raises(InvalidArgumentError, match="lifecycle"):
+        Sandbox.create(lifecycle=lifecycle, backend=backend)
+
+
+def test_list_puts_the_newest_first_even_within_a_second(backend: LocalBackend) -> None:
+    made = [Sandbox.create(backend=backend, metadata={"suite": "order"}) for _ in range(3)]
+    try:
+        query = SandboxQuery(metadata={"suite": "order"})
+        listed = Sandbox.list(query, limit=1, backend=backend)
+        order = []
+        while listed.has_next:
+            order += [i.sandbox_id for i in listed.next_items()]
+        assert order == [s.sandbox_id for s in reversed(made)]
+    finally:
+        for sbx in made:
+            sbx.kill()
+
+
+def test_connect_and_kill_take_e2bs_connection_settings(backend: LocalBackend) -> None:
+    sbx = Sandbox.create(backend=backend, api_key="e2b_unused")
+    assert sbx.connect(timeout=60, api_key="e2b_unused", request_timeout=5) is sbx
+    with pytest.raises(TypeError, match="unexpected keyword arguments: api_kee"):
+        sbx.connect(api_kee="typo")  # type: ignore[call-arg]
+    assert Sandbox.kill(sbx.sandbox_id, backend=backend, api_key="k", domain="d") is True
+    assert sbx.kill(api_key="k") is False  # gone already

@@ -175,7 +175,7 @@ def test_a_used_sandbox_stays_and_an_idle_one_goes(backend: LocalBackend) -> Non
         for _ in range(3):  # 4.5 s in all, well past the first 2 s deadline
             time.sleep(1.5)
             out = run.run(code="kept")
-            assert "'yes'" in out.text and "Note:" not in out.text, out.text
+            assert "[result]\nyes" in out.text and "Note:" not in out.text, out.text
         time.sleep(3.5)  # idle past the deadline (the agent ends the sandbox)
         out = run.run(code="1 + 1")
         assert "idle for more than 2s" in out.text and "[result]\n2" in out.text, out.text

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import inspect
+import io
 import json
+import os
+import subprocess
+import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -80,9 +86,23 @@ def test_bounded_text_single_huge_chunk() -> None:
 def test_injected_command_carries_the_agent() -> None:
     cmd = _bundle.injected_command()
     assert cmd[:3] == ["python3", "-I", "-c"]
-    assert len(cmd[3]) < 120_000  # one argv string must stay below MAX_ARG_STRLEN
+    # Each argv string must stay below MAX_ARG_STRLEN (128 KiB); the zip is split.
+    assert all(len(arg) < 120_000 for arg in cmd)
     assert _bundle.agent_hash() in cmd[3]
     assert set(_bundle.agent_files()) >= {"main.py", "protocol.py", "kernel_python.py"}
+    zipped = base64.b64decode("".join(cmd[4:]))
+    names = zipfile.ZipFile(io.BytesIO(zipped)).namelist()
+    assert sorted(names) == sorted(f"e2b_tools_agent/{n}" for n in _bundle.agent_files())
+
+
+def test_the_injected_command_unpacks_and_runs_the_agent(tmp_path: Path) -> None:
+    """The command as a container runs it, here with an entry that only imports."""
+    entry = "import e2b_tools_agent.protocol as p; print('agent', p.PROTOCOL_VERSION)"
+    cmd = _bundle.injected_command(entry)
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("agent ")
 
 
 def test_all_is_the_public_api() -> None:
@@ -111,7 +131,8 @@ def test_sync_facade_matches_async_signatures(sync_cls: type, async_cls: type) -
         if not name.startswith("_") and inspect.iscoroutinefunction(fn)
     }
     assert async_methods, async_cls
-    for name in async_methods:
+    # E2B's two watch_dir differ: the async one takes callbacks, the blocking one polls.
+    for name in async_methods - {"watch_dir"}:
         sync_fn = getattr(sync_cls, name, None)
         assert sync_fn is not None, f"{sync_cls.__name__}.{name} is missing"
         s = inspect.signature(sync_fn)
@@ -123,7 +144,10 @@ def test_sync_facade_matches_async_signatures(sync_cls: type, async_cls: type) -
 
 
 def test_e2b_names_are_aliases() -> None:
-    assert e2b_tools.TimeoutException is e2b_tools.SandboxTimeoutError
+    # E2B raises TimeoutException for a call whose sandbox ended under it too.
+    assert issubclass(e2b_tools.SandboxTimeoutError, e2b_tools.TimeoutException)
+    assert issubclass(e2b_tools.SandboxGoneError, e2b_tools.TimeoutException)
+    assert not issubclass(e2b_tools.SandboxGoneError, e2b_tools.SandboxTimeoutError)
     assert issubclass(e2b_tools.SandboxTimeoutError, TimeoutError)
     assert issubclass(e2b_tools.NotFoundError, FileNotFoundError)
     assert issubclass(e2b_tools.EngineUnavailableError, ConnectionError)
