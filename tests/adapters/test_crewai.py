@@ -2,37 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
 import docker
 import pytest
+from helpers import quiet_crewai_import
 
 # CrewAI reads these at import: no telemetry or version checks, and its settings files
 # go to a scratch HOME instead of the real one (restored right after the import).
-os.environ.update(
-    CREWAI_DISABLE_TELEMETRY="true",
-    OTEL_SDK_DISABLED="true",
-    CREWAI_DISABLE_TRACKING="true",
-    CREWAI_TRACING_ENABLED="false",
-    CREWAI_DISABLE_VERSION_CHECK="true",
-    CREWAI_TESTING="true",
-)
-_home = os.environ.get("HOME")
-os.environ["HOME"] = tempfile.mkdtemp(prefix="e2b-tools-crewai-")
-try:
-    with warnings.catch_warnings():
-        # crewai's own import emits an ImportWarning about its lazy submodules.
-        warnings.simplefilter("ignore", ImportWarning)
-        # Skip without the crewai extra; imported here, after the settings above.
-        pytest.importorskip("crewai")
-        from e2b_tools_crewai import SandboxTools
-finally:
-    if _home is not None:
-        os.environ["HOME"] = _home
+with quiet_crewai_import("e2b-tools-crewai-"):
+    # Skip without the crewai extra; imported here, after the settings above.
+    pytest.importorskip("crewai")
+    from e2b_tools_crewai import SandboxTools
 
 
 def test_tools_share_a_sandbox_and_keep_artifacts(image: str) -> None:
