@@ -33,7 +33,6 @@ import hmac
 import json
 import posixpath
 import secrets
-import socket
 import tempfile
 import threading
 import time
@@ -50,6 +49,7 @@ from ._exceptions import (
     SandboxFileError,
     SandboxGoneError,
 )
+from ._loopback import LoopbackListener
 from ._models import FileType
 
 if TYPE_CHECKING:
@@ -106,10 +106,7 @@ class FileUrls:
     def __init__(self, sandbox: AsyncSandbox) -> None:
         self._sbx = sandbox
         self._loop = sandbox.loop
-        self._sock: socket.socket | None = None
-        self._server: asyncio.Server | None = None
-        self._starting: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._listener: LoopbackListener | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -147,55 +144,20 @@ class FileUrls:
                 raise SandboxGoneError(
                     "the sandbox was killed; create a new one", sandbox_id=self._sbx.sandbox_id
                 )
-            if self._sock is None:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", 0))
-                sock.listen(64)
-                sock.setblocking(False)
-                self._sock = sock
-                # Connections that come before the server runs wait in the backlog.
-                self._loop.call_soon_threadsafe(self._serve, sock)
-            port: int = self._sock.getsockname()[1]
-            return port
-
-    def _serve(self, sock: socket.socket) -> None:
-        if self._closed:
-            return  # killed before the loop got here: close() closed the socket
-
-        async def start() -> None:
-            server = await asyncio.start_server(self._connection, sock=sock, limit=MAX_LINE)
-            if self._closed:
-                server.close()
-            else:
-                self._server = server
-
-        self._starting = self._loop.create_task(start())
+            if self._listener is None:
+                self._listener = LoopbackListener(self._loop, self._connection, limit=MAX_LINE)
+            return self._listener.port
 
     async def close(self) -> None:
         """Stop listening and drop the requests under way (the sandbox is gone)."""
         with self._lock:
             self._closed = True
-            sock, self._sock = self._sock, None
-        if self._starting is not None:
-            # Never cancelled half-way: a server cancelled inside start_server keeps its
-            # socket registered with the selector after the socket is closed, and the
-            # next socket to get that descriptor number is then never watched.
-            await asyncio.gather(self._starting, return_exceptions=True)
-        if self._server is not None:
-            self._server.close()  # unregisters the socket, then closes it
-            self._server = None
-        elif sock is not None:
-            sock.close()  # never served
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
 
     # -- one request ------------------------------------------------------------------
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         try:
             await self._request(reader, writer)
         except _HttpError as exc:
@@ -210,8 +172,6 @@ class FileUrls:
                 )
         finally:
             writer.close()
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         method, target, headers = await _read_head(reader)

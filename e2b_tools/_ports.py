@@ -16,9 +16,7 @@ import base64
 import binascii
 import contextlib
 import functools
-import socket
 import threading
-from collections.abc import Coroutine
 from typing import Any
 
 from ._channel import Channel
@@ -26,6 +24,7 @@ from ._config import Ingress
 from ._connection import Call
 from ._exceptions import InvalidArgumentError, SandboxError, SandboxGoneError
 from ._ingress import ClientStream, FirstBytes, outgoing, read_first, refusal, refuse
+from ._loopback import LoopbackListener
 
 CHUNK = 1 << 16
 """Bytes per ``port_send`` (each waits for the agent to write it: flow control)."""
@@ -42,9 +41,7 @@ class PortForwards:
         self._channel = channel
         self._loop = loop
         self._ingress = ingress or Ingress()
-        self._listeners: dict[int, socket.socket] = {}
-        self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._listeners: dict[int, LoopbackListener] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -58,39 +55,15 @@ class PortForwards:
                 raise SandboxGoneError(
                     "the sandbox was killed; create a new one", sandbox_id=self._channel.sandbox_id
                 )
-            sock = self._listeners.get(port)
-            if sock is None:
-                sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                sock.bind(("127.0.0.1", 0))
-                sock.listen(64)
-                sock.setblocking(False)
-                self._listeners[port] = sock
-                # Connections that come before the server runs wait in the backlog.
-                self._loop.call_soon_threadsafe(self._serve, port, sock)
-            return f"127.0.0.1:{sock.getsockname()[1]}"
-
-    def _serve(self, port: int, sock: socket.socket) -> None:
-        async def start() -> None:
-            handler = functools.partial(self._connection, port)
-            server = await asyncio.start_server(handler, sock=sock)
-            if self._closed:
-                server.close()
-            else:
-                self._servers.append(server)
-
-        self._track(start())
-
-    def _track(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+            listener = self._listeners.get(port)
+            if listener is None:
+                handler = functools.partial(self._connection, port)
+                listener = self._listeners[port] = LoopbackListener(self._loop, handler)
+            return f"127.0.0.1:{listener.port}"
 
     async def _connection(
         self, port: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
         call: Call | None = None
         pump: asyncio.Task[None] | None = None
         refusing = asyncio.Event()
@@ -126,8 +99,6 @@ class PortForwards:
                 with contextlib.suppress(SandboxError):
                     await self._channel.send("cancel", {"target": call.id})
             writer.close()
-            if task is not None:
-                self._tasks.discard(task)
 
     async def _pump(
         self,
@@ -171,17 +142,4 @@ class PortForwards:
             self._closed = True
             listeners = list(self._listeners.values())
             self._listeners.clear()
-        for server in self._servers:
-            server.close()
-        self._servers.clear()
-        for sock in listeners:
-            if sock.fileno() != -1:
-                # A server whose start was cancelled still watches the socket: a later
-                # socket given the same fd would then never be served.
-                with contextlib.suppress(ValueError, RuntimeError):
-                    self._loop.remove_reader(sock.fileno())
-            sock.close()
-        tasks = [t for t in self._tasks if t is not asyncio.current_task()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.gather(*(listener.close() for listener in listeners))
