@@ -5,8 +5,10 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 # Lists every process's command line inside a sandbox, without ps.
 PROCS = "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline 2>/dev/null; echo; done"
@@ -36,3 +38,15 @@ def quiet_crewai_import(prefix: str) -> Iterator[None]:
     finally:
         if home is not None:
             os.environ["HOME"] = home
+
+
+def start_in_sandbox(sbx: Any, script: str, ready_file: str, seconds: float = 20.0) -> str:
+    """Run ``script`` (Python) in the background in a blocking sandbox and return what it
+    writes to ``ready_file`` once it is there (a server announcing its ports)."""
+    sbx.files.write(f"{ready_file}.py", script)
+    sbx.commands.run(f"python3 {ready_file}.py", background=True)
+    deadline = time.monotonic() + seconds
+    while not sbx.files.exists(ready_file):
+        assert time.monotonic() < deadline, f"{ready_file}.py in the sandbox did not start"
+        time.sleep(0.05)
+    return str(sbx.files.read(ready_file))

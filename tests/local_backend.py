@@ -99,6 +99,7 @@ class _Local:
         self.workspace = workspace
         self.end_at = time.time() + config.timeout
         self.process: asyncio.subprocess.Process | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.created = time.time()
         self.paused = False
 
@@ -146,6 +147,7 @@ class LocalBackend:
                 "E2B_TOOLS_AUTO_RESUME": "1" if box.config.auto_resume else "",
                 "E2B_TOOLS_LIFETIME": str(box.config.timeout),
             }
+            box.loop = asyncio.get_running_loop()
             box.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-I",
@@ -179,6 +181,10 @@ class LocalBackend:
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        if box.process is not None and box.loop is not None and not box.loop.is_closed():
+            # Its pipes, on the loop that made them (left open, they are closed whenever
+            # garbage collection gets to them, with a ResourceWarning in some later test).
+            box.loop.call_soon_threadsafe(box.process._transport.close)  # type: ignore[attr-defined]
         shutil.rmtree(box.workspace, ignore_errors=True)
         return True
 

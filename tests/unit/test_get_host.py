@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import start_in_sandbox
 from local_backend import LocalBackend
 
 from e2b_tools import AsyncSandbox, InvalidArgumentError, Sandbox, SandboxGoneError
@@ -55,13 +56,7 @@ def _expected(n: int) -> bytes:
 def served(backend: LocalBackend) -> Iterator[tuple[Sandbox, int]]:
     sbx = Sandbox.create(backend=backend, timeout=120)
     try:
-        sbx.files.write("server.py", _SERVER)
-        sbx.commands.run("python3 server.py", background=True)
-        deadline = time.monotonic() + 20
-        while not sbx.files.exists("port"):
-            assert time.monotonic() < deadline, "the server in the sandbox did not start"
-            time.sleep(0.05)
-        yield sbx, int(sbx.files.read("port"))
+        yield sbx, int(start_in_sandbox(sbx, _SERVER, "port"))
     finally:
         sbx.kill()
 

@@ -9,11 +9,11 @@ import hashlib
 import http.client
 import json
 import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import start_in_sandbox
 from local_backend import LocalBackend
 
 from e2b_tools import InvalidArgumentError, Sandbox, SandboxConfig
@@ -83,13 +83,7 @@ s.serve_forever()
 
 
 def _serve(sbx: Sandbox) -> dict[str, int]:
-    sbx.files.write("servers.py", _SERVERS)
-    sbx.commands.run("python3 servers.py", background=True)
-    deadline = time.monotonic() + 20
-    while not sbx.files.exists("ports"):
-        assert time.monotonic() < deadline, "the servers in the sandbox did not start"
-        time.sleep(0.05)
-    ports: dict[str, int] = json.loads(sbx.files.read("ports"))
+    ports: dict[str, int] = json.loads(start_in_sandbox(sbx, _SERVERS, "ports"))
     return ports
 
 
