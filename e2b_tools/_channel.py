@@ -14,14 +14,16 @@ import asyncio
 import collections
 import contextlib
 import inspect
+import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, cast, overload
 
 from ._config import SandboxConfig
 from ._connection import AgentConnection, Call
 from ._exceptions import SandboxError, SandboxGoneError, SandboxTimeoutError, error_from_event
 from ._models import ExecutionError, OutputMessage, Result, SavedOutput
+from ._observe import call_span, get_logger, mark_failed
 from .agent.protocol import DoneValue, ErrorEvent, Message
 from .backends import Backend
 
@@ -131,6 +133,16 @@ class Outcome:
         )
 
 
+class Observed:
+    """What :meth:`Channel.observed` yields: set ``failure`` for a call that failed
+    without raising (an error in the code, a non-zero exit)."""
+
+    __slots__ = ("failure",)
+
+    def __init__(self) -> None:
+        self.failure: str | None = None
+
+
 class Channel:
     """The connection to one sandbox's agent, and the calls made over it."""
 
@@ -150,6 +162,8 @@ class Channel:
         self.conn = connection
         self.killed = False
         self._reconnect_lock = asyncio.Lock()
+        self.log = get_logger("sandbox", sandbox_id)
+        """This sandbox's logger: every record carries its ``sandbox_id``."""
 
     @staticmethod
     async def open(
@@ -265,10 +279,33 @@ class Channel:
                 # The caller stopped listening: drop whatever else arrives for the call.
                 self.conn.forget(call)
 
+    @contextlib.contextmanager
+    def observed(self, op: str) -> Iterator[Observed]:
+        """Trace and log one call: a span (with OpenTelemetry) and a ``DEBUG`` record
+        with its duration. Set ``failure`` on what it yields for a call that returned
+        but failed (an exception escaping the block is recorded by itself)."""
+        with call_span(op, self.sandbox_id) as span:
+            observed = Observed()
+            start = time.perf_counter()
+            try:
+                yield observed
+            except BaseException as exc:
+                self._log_call(op, start, type(exc).__name__)
+                raise
+            if observed.failure is not None:
+                mark_failed(span, observed.failure)
+            self._log_call(op, start, observed.failure)
+
     async def request(
         self, op: str, fields: dict[str, Any], timeout: float | None, path: str | None = None
     ) -> dict[str, Any]:
         """A request whose only interesting event is ``done`` (or ``error``, raised)."""
+        with self.observed(op):
+            return await self._request(op, fields, timeout, path)
+
+    async def _request(
+        self, op: str, fields: dict[str, Any], timeout: float | None, path: str | None
+    ) -> dict[str, Any]:
         call = await self.send(op, fields)
         error: Message | None = None
         value: dict[str, Any] = {}
@@ -280,6 +317,11 @@ class Channel:
         if error is not None:
             raise error_from_event(error, self.sandbox_id, path)
         return value
+
+    def _log_call(self, op: str, start: float, failure: str | None) -> None:
+        if self.log.isEnabledFor(logging.DEBUG):
+            ms = (time.perf_counter() - start) * 1000
+            self.log.debug("%s %s in %.2f ms", op, failure or "ok", ms)
 
     async def fold(
         self,
@@ -301,6 +343,37 @@ class Channel:
         it goes on (a background command). Output callbacks get each chunk as an
         :class:`OutputMessage` stamped on arrival.
         """
+        with self.observed(op) as observed:
+            out = await self._fold(
+                op,
+                fields,
+                timeout,
+                stop_on_cancel,
+                (on_stdout, on_stderr, on_result, on_error, on_started),
+            )
+            if out.error is not None:
+                observed.failure = str(out.error.get("name") or "error")
+            elif out.done.get("exit_code"):
+                observed.failure = f"exit code {out.done['exit_code']}"
+            elif out.done.get("timed_out"):
+                observed.failure = f"timed out ({out.done['timed_out']})"
+            return out
+
+    async def _fold(
+        self,
+        op: str,
+        fields: dict[str, Any],
+        timeout: float | None,
+        stop_on_cancel: bool,
+        handlers: tuple[
+            MessageHandler | None,
+            MessageHandler | None,
+            ResultHandler | None,
+            ErrorHandler | None,
+            Callable[[int], None] | None,
+        ],
+    ) -> Outcome:
+        on_stdout, on_stderr, on_result, on_error, on_started = handlers
         out = Outcome(self.config.output_limit)
         call = await self.send(op, fields)
         try:

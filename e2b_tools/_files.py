@@ -196,17 +196,28 @@ class AsyncFiles:
             raise InvalidArgumentError("max_size must be > 0 bytes, or None for no cap")
         if length is not None and max_size is not None and length > max_size:
             raise InvalidArgumentError(f"length={length} is over max_size={max_size}")
-        sbx = self._sbx
         cap = length if length is not None else max_size
         fields: dict[str, Any] = {"path": path, "offset": offset, "length": length}
         fields["limit"] = max_size
         if gzip:
             fields["compress"] = True
         timeout = _FILE_TIMEOUT + (cap or 0) * _SECONDS_PER_BYTE
+        with self._channel.observed("read_file"):
+            return await self._receive(fields, sink, cap, None if cap is None else timeout, path)
+
+    async def _receive(
+        self,
+        fields: dict[str, Any],
+        sink: Callable[[bytes], object],
+        cap: int | None,
+        timeout: float | None,
+        path: str,
+    ) -> int:
+        sbx = self._sbx
         call = await self._channel.send("read_file", fields)
         received = 0
         error: Message | None = None
-        async for event in self._channel.events(call, None if cap is None else timeout):
+        async for event in self._channel.events(call, timeout):
             if event["type"] == "data":
                 chunk = _chunk(event, sbx.sandbox_id)
                 received += len(chunk)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 import secrets
 import threading
 import time
@@ -30,6 +29,7 @@ from pydantic import BaseModel
 from ._bridge import LoopBridge
 from ._config import SandboxConfig
 from ._exceptions import InvalidArgumentError, SandboxError, SandboxGoneError, SandboxTimeoutError
+from ._observe import get_logger
 from ._sandbox import AsyncSandbox
 from .backends import Backend
 
@@ -46,7 +46,7 @@ _MIN_LEFT = 5.0  # a pooled sandbox this close to its deadline (or ttl/4) is not
 _WARM_TIMEOUT = 60.0
 _BACKOFF_START = 0.5
 
-log = logging.getLogger("e2b_tools.pool")
+log = get_logger("pool")
 
 
 class PoolStats(BaseModel):
@@ -409,9 +409,11 @@ class AsyncSandboxPool:
             self._wake.set()
 
     def _kill_later(self, sbx: AsyncSandbox) -> None:
-        self._in_background(_quiet_kill(sbx), f"killing {sbx.sandbox_id}")
+        self._in_background(_quiet_kill(sbx), f"killing {sbx.sandbox_id}", sbx.sandbox_id)
 
-    def _in_background(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+    def _in_background(
+        self, coro: Coroutine[Any, Any, None], what: str, sandbox_id: str | None = None
+    ) -> None:
         """Run ``coro`` as a task :meth:`aclose` waits for; its failure is logged."""
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
@@ -419,7 +421,9 @@ class AsyncSandboxPool:
         def done(task: asyncio.Task[None]) -> None:
             self._background.discard(task)
             if not task.cancelled() and task.exception() is not None:
-                log.warning("%s failed: %s", what, task.exception())
+                log.warning(
+                    "%s failed: %s", what, task.exception(), extra={"sandbox_id": sandbox_id}
+                )
 
         task.add_done_callback(done)
 

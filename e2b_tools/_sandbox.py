@@ -40,6 +40,7 @@ from ._files import AsyncFiles
 from ._models import (
     SandboxQuery,
 )
+from ._observe import get_logger
 from ._paginator import AsyncSandboxPaginator
 from ._ports import PortForwards
 from ._reach import ReachMethods
@@ -219,6 +220,7 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
         backend = backend or default_backend()
         image_name = cfg.image or DEFAULT_IMAGE
         sandbox_id = secrets.token_hex(6)
+        started = time.perf_counter()
         container_id = await _created(backend, sandbox_id, cfg, image_name)
         handshake: asyncio.Future[Message] | None = None
         try:
@@ -232,7 +234,7 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
                 handshake.cancel()
             await asyncio.to_thread(backend.kill, container_id)
             raise
-        return cls(
+        sbx = cls(
             sandbox_id=sandbox_id,
             container_id=container_id,
             image=image_name,
@@ -240,6 +242,14 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
             backend=backend,
             connection=conn,
         )
+        sbx._channel.log.info(
+            "created from %s in %.0f ms (timeout %gs, network %s)",
+            image_name,
+            (time.perf_counter() - started) * 1000,
+            cfg.timeout,
+            cfg.network if isinstance(cfg.network, str) else "policy",
+        )
+        return sbx
 
     @classmethod
     async def beta_create(
@@ -294,6 +304,7 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
         sbx = await cls._attached(info, sandbox_id, backend)
         resumed = resumed or bool(sbx._channel.conn.hello.get("auto_paused"))
         await sbx._restart_clock(timeout, resumed)
+        sbx._channel.log.info("connected%s", " (resumed)" if resumed else "")
         return sbx
 
     @class_method_variant(_cls_connect)
@@ -412,7 +423,9 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
             info = await asyncio.to_thread(backend.find, sandbox_id)
         except SandboxNotFoundError:
             return False
-        return await asyncio.to_thread(backend.kill, info["Id"])
+        killed = await asyncio.to_thread(backend.kill, info["Id"])
+        get_logger("sandbox", sandbox_id).info("killed by id" if killed else "already gone")
+        return killed
 
     @class_method_variant(_cls_kill)
     async def kill(self, **options: Unpack[ConnectionOptions]) -> bool:
@@ -425,7 +438,9 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
         await self._ports.close()
         await self._close_file_urls()
         await self._channel.close()
-        return await asyncio.to_thread(self._backend.kill, self._container_id)
+        killed = await asyncio.to_thread(self._backend.kill, self._container_id)
+        self._channel.log.info("killed" if killed else "already gone")
+        return killed
 
     @staticmethod
     async def _cls_pause(
@@ -472,9 +487,11 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
         await self._channel.request("set_timeout", {"pause": True}, 30.0)
         await self._channel.conn.close()  # silent while frozen; connect() re-attaches
         try:
-            return await asyncio.to_thread(
+            paused = await asyncio.to_thread(
                 self._backend.pause, self._container_id, self._sandbox_id
             )
+            self._channel.log.info("paused")
+            return paused
         except BaseException:
             with contextlib.suppress(SandboxError):
                 await self._channel.request("set_timeout", {"pause": False}, 30.0)

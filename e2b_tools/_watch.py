@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +29,7 @@ from ._exceptions import (
     error_from_event,
 )
 from ._models import EntryInfo, FilesystemEvent, FilesystemEventType
+from ._observe import get_logger
 
 if TYPE_CHECKING:
     from ._channel import Channel
@@ -44,7 +44,7 @@ REQUEST_TIMEOUT = 30.0
 """Seconds a watch's requests (start, ``get_new_events``, stop) wait for the sandbox."""
 _CANCEL_TIMEOUT = 5.0
 
-log = logging.getLogger("e2b_tools.files")
+log = get_logger("files")
 
 EventHandler = Callable[[FilesystemEvent], "Awaitable[None] | None"]
 """``on_event`` of ``watch_dir``: gets each change (sync or async function)."""
@@ -170,6 +170,7 @@ class WatchStream:
                 self._path,
                 self.sandbox_id,
                 where,
+                extra={"sandbox_id": self.sandbox_id},
             )
 
     async def next(self) -> FilesystemEvent | None:
