@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install engine image image-full lint typecheck test unit bench demo docs sync gc clean
+.PHONY: install engine image image-full lint typecheck test unit wheel-smoke bench demo docs sync gc clean
 
 install: $(STAMP)
 
@@ -36,9 +36,14 @@ typecheck: install
 unit: install
 	$(BIN)/pytest tests/unit
 
+# The built wheel, installed with each extra alone in a fresh venv, used from outside
+# the checkout (scripts/wheel_smoke.py).
+wheel-smoke: image
+	$(BIN)/python scripts/wheel_smoke.py
+
 test: image image-full
 	$(BIN)/pytest tests
-	$(MAKE) --no-print-directory lint typecheck
+	$(MAKE) --no-print-directory lint typecheck wheel-smoke
 
 bench: image
 	$(BIN)/python bench/bench.py
