@@ -52,6 +52,10 @@ class LoopbackListener:
             self._tasks.add(task)
         try:
             await self._handler(reader, writer)
+        except asyncio.CancelledError:
+            # Cancelled by close(): end quietly. Raised out of this task, the stream
+            # protocol's done-callback would report the cancellation as an error.
+            writer.close()
         finally:
             if task is not None:
                 self._tasks.discard(task)

@@ -178,7 +178,9 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
             allow_internet_access: E2B's switch: ``True`` turns the default ``"none"``
                 into ``"full"``; ``False`` means no network (with a policy: adds
                 :data:`ALL_TRAFFIC` to its ``deny_out``).
-            config: Full configuration; the other arguments override its fields.
+            config: Full configuration; the other arguments override its fields (``cpu``,
+                ``memory`` and ``network`` only when given a value other than their
+                default).
             backend: Docker backend to use (default: the engine of ``DOCKER_HOST``).
             lifecycle: E2B's ``{"on_timeout": "pause" | "kill", "auto_resume": bool}``
                 (``on_timeout`` may also be ``{"action": ..., "keep_memory": ...}``):
@@ -210,6 +212,9 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
             egress, ingress = split_network(network)
             if egress is None or (egress == "none" and config is not None):
                 egress = base.network  # not given: the config's ("none" by default)
+            if config is not None:  # the keywords' defaults yield to the config's values
+                cpu = base.cpu if cpu == 1.0 else cpu
+                memory = base.memory if memory == "1g" else memory
             net = resolve_network(egress, allow_internet_access)
             lifetime = base.timeout if timeout is None else timeout
             cfg = merge_config(base, image, lifetime, envs, cpu, memory, net, metadata, ingress)
@@ -230,8 +235,12 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
             await asyncio.to_thread(backend.start, container_id, sandbox_id)
             await handshake
         except BaseException:
-            if handshake is not None and not handshake.done():
-                handshake.cancel()
+            if handshake is not None:
+                if handshake.done():
+                    if not handshake.cancelled():
+                        handshake.exception()  # retrieved: the start's failure is raised
+                else:
+                    handshake.cancel()
             await asyncio.to_thread(backend.kill, container_id)
             raise
         sbx = cls(

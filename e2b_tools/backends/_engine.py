@@ -39,7 +39,14 @@ def engine_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-def _engine_help() -> str:
+def _engine_help(exc: BaseException | None = None) -> str:
+    if exc is not None and "permission denied" in str(exc).lower():
+        return (
+            f"this user may not use the Docker Engine at {engine_address()} (permission "
+            "denied on its socket); add the user to the `docker` group and log in again, "
+            "run a rootless Docker Engine and point DOCKER_HOST at its socket, or set "
+            "DOCKER_HOST to an engine this user may use"
+        )
     return (
         f"the Docker Engine at {engine_address()} did not answer; start it (on Linux: "
         "`sudo systemctl start docker`; elsewhere: Docker Desktop) or set DOCKER_HOST to "
@@ -85,6 +92,6 @@ def map_docker_errors(sandbox_id: str | None = None) -> Iterator[None]:
         ) from exc
     except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
         how = f"no answer within {ENGINE_TIMEOUT:g}s" if _timed_out(exc) else str(exc)
-        raise EngineUnavailableError(f"{_engine_help()} ({how})", sandbox_id=sandbox_id) from exc
+        raise EngineUnavailableError(f"{_engine_help(exc)} ({how})", sandbox_id=sandbox_id) from exc
     except docker.errors.DockerException as exc:
         raise SandboxError(f"Docker Engine error: {exc}", sandbox_id=sandbox_id) from exc

@@ -122,7 +122,7 @@ class DockerBackend:
                         self._client = docker.from_env(timeout=int(max(1, ENGINE_TIMEOUT)))
                     except docker.errors.DockerException as exc:
                         how = f"no answer within {ENGINE_TIMEOUT:g}s" if _timed_out(exc) else exc
-                        raise EngineUnavailableError(f"{_engine_help()} ({how})") from exc
+                        raise EngineUnavailableError(f"{_engine_help(exc)} ({how})") from exc
         return self._client
 
     @property

@@ -173,3 +173,21 @@ async def test_the_async_api_gives_a_host_without_awaiting(backend: LocalBackend
         assert await asyncio.to_thread(_get, host, "/300") == _expected(300)
     finally:
         await sbx.kill()
+
+
+def test_killing_with_a_connection_open_reports_no_error(
+    backend: LocalBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """kill() cancels the connections under way; the loop reports nothing about it."""
+    sbx = Sandbox.create(backend=backend, timeout=120)
+    try:
+        name, number = sbx.get_host(int(start_in_sandbox(sbx, _SERVER, "port"))).split(":")
+        with socket.create_connection((name, int(number)), timeout=10) as client:
+            client.sendall(b"GET /forever HTTP/1.0\r\n\r\n")
+            assert client.recv(1024).startswith(b"HTTP/1.0 200")
+            caplog.set_level("ERROR", logger="asyncio")
+            sbx.kill()
+            time.sleep(0.2)  # the cancelled connection's callbacks run on the loop
+    finally:
+        sbx.kill()
+    assert not [r for r in caplog.records if r.name == "asyncio"], caplog.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from local_backend import LocalBackend
 
 from e2b_tools import ALL_TRAFFIC, InvalidArgumentError, NetworkPolicy, Sandbox, SandboxConfig
 from e2b_tools._config import proxied_policy, resolve_network
@@ -80,3 +81,14 @@ def test_the_hosts_own_proxy_becomes_the_upstream(monkeypatch: pytest.MonkeyPatc
     }
     monkeypatch.setenv("E2B_TOOLS_EGRESS_UPSTREAM", "")
     assert upstream_env() == {}  # set but empty: no upstream, whatever the host uses
+
+
+def test_config_limits_are_not_overridden_by_create_defaults(backend: LocalBackend) -> None:
+    """``create(config=...)`` keeps the config's cpu and memory unless they are given."""
+    config = SandboxConfig(memory="2g", cpu=2, network="none")
+    with Sandbox.create(backend=backend, config=config, timeout=60) as sbx:
+        assert (sbx.config.cpu, sbx.config.memory) == (2.0, "2g")
+    with Sandbox.create(backend=backend, config=config, memory="512m", timeout=60) as sbx:
+        assert (sbx.config.cpu, sbx.config.memory) == (2.0, "512m")
+    with Sandbox.create(backend=backend, timeout=60) as sbx:
+        assert (sbx.config.cpu, sbx.config.memory) == (1.0, "1g")
