@@ -59,6 +59,7 @@ clean:
 
 docs: install
 	$(BIN)/python scripts/gen_tools_doc.py
+	$(BIN)/python scripts/gen_config_doc.py
 
 # e2b_tools/_sync.py, the blocking API, is generated from the async classes.
 sync: install
