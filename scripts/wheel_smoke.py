@@ -102,12 +102,33 @@ with E2BToolsSandbox.create() as backend:
 print("SMOKE OK deepagents")
 """
 
+_OPENAI_AGENTS = """
+import asyncio
+from pathlib import Path
+from agents.sandbox import Manifest
+from e2b_tools_openai_agents import E2BToolsSandboxClient
+
+async def main() -> None:
+    client = E2BToolsSandboxClient()
+    session = await client.create(manifest=Manifest())
+    try:
+        await session.start()
+        result = await session.exec("echo agents && exit 3")
+        assert (result.exit_code, result.stdout) == (3, b"agents\\n"), result
+    finally:
+        await session.aclose()
+        await client.delete(session)
+asyncio.run(main())
+print("SMOKE OK openai-agents")
+"""
+
 SMOKES: dict[str, str] = {
     "": _CORE,
     "langchain": _LANGCHAIN,
     "crewai": _CREWAI,
     "mcp": _MCP,
     "deepagents": _DEEPAGENTS,
+    "openai-agents": _OPENAI_AGENTS,
 }
 
 
