@@ -122,6 +122,18 @@ asyncio.run(main())
 print("SMOKE OK openai-agents")
 """
 
+_SMOLAGENTS = """
+from e2b_tools_smolagents import E2BToolsExecutor
+executor = E2BToolsExecutor()
+try:
+    executor.run_code_raise_errors("x = 6")
+    out = executor.run_code_raise_errors("x * 7")
+    assert str(out.output) == "42" and not out.is_final_answer, out
+finally:
+    executor.cleanup()
+print("SMOKE OK smolagents")
+"""
+
 SMOKES: dict[str, str] = {
     "": _CORE,
     "langchain": _LANGCHAIN,
@@ -129,6 +141,7 @@ SMOKES: dict[str, str] = {
     "mcp": _MCP,
     "deepagents": _DEEPAGENTS,
     "openai-agents": _OPENAI_AGENTS,
+    "smolagents": _SMOLAGENTS,
 }
 
 
