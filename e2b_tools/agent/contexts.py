@@ -154,7 +154,9 @@ class KernelContext:
         return protocol.encode({"code": req["code"], "envs": req.get("envs") or {}})
 
     def send_interrupt(self, pid: int) -> None:
-        os.kill(pid, signal.SIGINT)
+        # To the main thread: the one running the code, and the one whose blocking
+        # call the signal must interrupt (the process is stopped at this point).
+        procs.signal_main_thread(pid, signal.SIGINT)
 
     def cancel(self, rid: str) -> bool:
         if self.current is not None and self.current["id"] == rid:

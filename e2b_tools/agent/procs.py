@@ -18,6 +18,7 @@ so the TTL holds even if the agent itself were stopped or blocked.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -44,17 +45,48 @@ def _log(who: str, msg: str) -> None:
 _libc: Any = None
 
 
+def _load_libc() -> Any:
+    global _libc
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
 def prctl(option: int, arg: int) -> bool:
     """``prctl(2)`` through ctypes; False where ctypes or the call is unavailable."""
-    global _libc
     try:
-        if _libc is None:
-            import ctypes
-
-            _libc = ctypes.CDLL(None, use_errno=True)
-        return int(_libc.prctl(option, arg, 0, 0, 0)) == 0
+        return int(_load_libc().prctl(option, arg, 0, 0, 0)) == 0
     except Exception:
         return False
+
+
+def signal_main_thread(pid: int, sig: int) -> None:
+    """Send ``sig`` to the main thread of process ``pid`` (whose thread id is ``pid``).
+
+    A signal sent to a process goes to any of its threads that does not block it; sent
+    while the process is stopped, to whichever thread runs first once it continues. For
+    a Python interpreter that may be a thread the code started (NumPy's BLAS pool,
+    ``threading``), and then a blocking call of the main thread (``time.sleep``, a
+    lock) is not interrupted. ``tgkill(2)`` aims at the main thread itself; where the
+    C library lacks it, the signal goes to the process.
+
+    Raises:
+        ProcessLookupError: No such process.
+    """
+    try:
+        tgkill = _load_libc().tgkill
+    except Exception:
+        tgkill = None
+    if tgkill is not None:
+        if int(tgkill(pid, pid, sig)) == 0:
+            return
+        import ctypes
+
+        if ctypes.get_errno() == errno.ESRCH:
+            raise ProcessLookupError(errno.ESRCH, os.strerror(errno.ESRCH))
+    os.kill(pid, sig)
 
 
 class Identity:
