@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
+import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 # Lists every process's command line inside a sandbox, without ps.
@@ -50,3 +53,34 @@ def start_in_sandbox(sbx: Any, script: str, ready_file: str, seconds: float = 20
         assert time.monotonic() < deadline, f"{ready_file}.py in the sandbox did not start"
         time.sleep(0.05)
     return str(sbx.files.read(ready_file))
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run_example(name: str, tmp_path: Path) -> str:
+    """Run ``examples/<name>`` as a user would: its own process, offline (no OpenAI
+    key, no package index of ours), with a scratch HOME; returns its stdout."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPENAI_") and k != "E2B_TOOLS_INDEX_URL"
+    }
+    # CrewAI and others write settings and databases under HOME; keep them out of it.
+    env.update(
+        HOME=str(tmp_path),
+        XDG_DATA_HOME=str(tmp_path / "data"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),
+        XDG_STATE_HOME=str(tmp_path / "state"),
+        CREWAI_STORAGE_DIR="e2b-tools-tests",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout

@@ -47,6 +47,7 @@ from agents.sandbox.errors import SandboxError as SdkSandboxError
 from agents.sandbox.session import SandboxSession, SandboxSessionState
 from agents.sandbox.session.sandbox_client import BaseSandboxClientOptions
 from agents.sandbox.snapshot import NoopSnapshotSpec
+from helpers import run_example
 from openai.types.responses import (
     ResponseFunctionToolCall,
     ResponseOutputMessage,
@@ -505,18 +506,7 @@ async def test_runner_raises_when_the_sandbox_dies_during_a_tool_call(image: str
 
 # -- the example ---------------------------------------------------------------------------
 def test_example_runs_offline_and_leaves_no_sandbox(image: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"))
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "openai_agents_sandbox.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    out = run_example("openai_agents_sandbox.py", tmp_path)
     assert "[exec_command] pwd && head -2 data/temps.csv" in out
     assert "/workspace\n    city,temp\n    Oslo,4" in out  # the manifest's file, in the sandbox
     assert "wrote hottest.py" in out

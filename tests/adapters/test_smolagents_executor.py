@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import PIL.Image
 import pytest
+from helpers import run_example
 from smolagents import ChatMessage, CodeAgent, FinalAnswerTool, Model, tool
 from smolagents.monitoring import LogLevel
 from smolagents.utils import AgentError
@@ -437,18 +438,7 @@ def test_binary_data_round_trips(executor: E2BToolsExecutor) -> None:
 
 # -- the example -----------------------------------------------------------------------
 def test_example_runs_offline_and_leaves_no_container(image: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    env["HOME"] = str(tmp_path)
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "smolagents_agent.py")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    out = proc.stdout
+    out = run_example("smolagents_agent.py", tmp_path)
     assert "[step 1] printed: 4 readings, mean 21.50" in out
     assert "[step 2] error shown to the model: NameError: name 'reading' is not defined" in out
     assert "agent answer: mean 70.7 F, spread 3.5 C" in out

@@ -2,44 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_example
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _run_example(name: str, tmp_path: Path) -> str:
-    # Offline: no real model, and langchain_install.py serves its own index.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("OPENAI_") and k != "E2B_TOOLS_INDEX_URL"
-    }
-    # CrewAI writes settings and a task database under HOME; keep them out of the real one.
-    env.update(
-        HOME=str(tmp_path),
-        XDG_DATA_HOME=str(tmp_path / "data"),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        CREWAI_STORAGE_DIR="e2b-tools-tests",
-    )
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / name)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=env,
-        cwd=tmp_path,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
 def test_demo_runs_to_the_end(image: str, tmp_path: Path) -> None:
-    out = _run_example("demo.py", tmp_path)
+    out = run_example("demo.py", tmp_path)
     assert "13.54" in out  # state carried across calls
     assert "IndexError" in out
     assert "chart.png:" in out
@@ -49,14 +23,14 @@ def test_demo_runs_to_the_end(image: str, tmp_path: Path) -> None:
 
 
 def test_langchain_agent(image: str, tmp_path: Path) -> None:
-    out = _run_example("langchain_agent.py", tmp_path)
+    out = run_example("langchain_agent.py", tmp_path)
     assert "[2, 3, 5, 13, 89, 233, 1597, 28657, 514229]" in out
     assert "Wrote /home/user/fib_primes.txt" in out
     assert "agent answer:" in out
 
 
 def test_langchain_install(image: str, tmp_path: Path) -> None:
-    out = _run_example("langchain_install.py", tmp_path)
+    out = run_example("langchain_install.py", tmp_path)
     assert "Successfully installed tinypkg-1.0" in out
     assert "[step 2] run_code -> success\n    [result]\n    42" in out
     assert "'denied.test:8080' matches no allow_out rule\n    HTTP 403" in out
@@ -67,7 +41,7 @@ def test_langchain_install(image: str, tmp_path: Path) -> None:
 
 def test_deepagents_agent(image: str, tmp_path: Path) -> None:
     pytest.importorskip("deepagents")  # Deep Agents needs Python 3.11+
-    out = _run_example("deepagents_agent.py", tmp_path)
+    out = run_example("deepagents_agent.py", tmp_path)
     assert "uploaded /home/user/data/poem.txt: ok" in out
     assert "[ls] ['/home/user/data/poem.txt']" in out
     assert "[write_file] Updated file /home/user/wordcount.py" in out
@@ -77,20 +51,20 @@ def test_deepagents_agent(image: str, tmp_path: Path) -> None:
 
 
 def test_autogpt_loop_replays_the_model(image: str, tmp_path: Path) -> None:
-    out = _run_example("autogpt_loop.py", tmp_path)
+    out = run_example("autogpt_loop.py", tmp_path)
     assert "[result]\n    3.5" in out
     assert "5050" in out
     assert "final answer: The median is 3.5" in out
 
 
 def test_crewai_crew_kickoff(image: str, tmp_path: Path) -> None:
-    out = _run_example("crewai_crew.py", tmp_path)
+    out = run_example("crewai_crew.py", tmp_path)
     assert "crew answer: The average of 2, 4, 6 and 8 is 5.0." in out
     assert "sandbox used: none" not in out  # the agent's tool call ran in a sandbox
 
 
 def test_data_analysis_csv_in_chart_out(image: str, tmp_path: Path) -> None:
-    out = _run_example("data_analysis.py", tmp_path)
+    out = run_example("data_analysis.py", tmp_path)
     assert "[result]\n    north" in out or "[result]\nnorth" in out, out
     assert "returned as an artifact" in out
     assert (ROOT / "out" / "sales.png").read_bytes().startswith(b"\x89PNG")
