@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+import weakref
 from typing import Any, Literal
 
 from agents.sandbox.manifest import Manifest
@@ -81,6 +82,16 @@ class E2BToolsSandboxClient(BaseSandboxClient[E2BToolsSandboxClientOptions | Non
             instrumentation if instrumentation is not None else Instrumentation()
         )
         self._dependencies = dependencies
+        # The SDK hands delete() the session wrapper it got from create()/resume(); the
+        # wrapper shows no public way back to the session inside, so keep the pairs.
+        self._inners: weakref.WeakKeyDictionary[SandboxSession, E2BToolsSandboxSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _wrapped(self, inner: E2BToolsSandboxSession) -> SandboxSession:
+        session = self._wrap_session(inner, instrumentation=self._instrumentation)
+        self._inners[session] = inner
+        return session
 
     async def create(
         self,
@@ -118,13 +129,15 @@ class E2BToolsSandboxClient(BaseSandboxClient[E2BToolsSandboxClientOptions | Non
         sandbox = await _start_sandbox(state, dict(options.envs or {}))
         state.sandbox_id = sandbox.sandbox_id
         inner = E2BToolsSandboxSession(state=state, sandbox=sandbox)
-        return self._wrap_session(inner, instrumentation=self._instrumentation)
+        return self._wrapped(inner)
 
     async def delete(self, session: SandboxSession) -> SandboxSession:
         """Release the sandbox: kill it (or leave it paused with ``pause_on_exit``)."""
-        inner = session._inner
-        if not isinstance(inner, E2BToolsSandboxSession):
-            raise TypeError("E2BToolsSandboxClient.delete expects an E2BToolsSandboxSession")
+        inner = self._inners.get(session)
+        if inner is None:
+            raise TypeError(
+                "E2BToolsSandboxClient.delete expects a session this client created or resumed"
+            )
         await inner.shutdown()
         return session
 
@@ -147,8 +160,8 @@ class E2BToolsSandboxClient(BaseSandboxClient[E2BToolsSandboxClientOptions | Non
             state.sandbox_id = sandbox.sandbox_id
             state.workspace_root_ready = False
         inner = E2BToolsSandboxSession(state=state, sandbox=sandbox)
-        inner._set_start_state_preserved(reconnected, system=reconnected)
-        return self._wrap_session(inner, instrumentation=self._instrumentation)
+        inner.mark_resumed(reconnected)
+        return self._wrapped(inner)
 
     def deserialize_session_state(self, payload: dict[str, object]) -> SandboxSessionState:
         """The state :meth:`serialize_session_state` wrote, for :meth:`resume`."""

@@ -98,6 +98,11 @@ class E2BToolsSandboxSession(BaseSandboxSession):
         """The e2b-tools sandbox this session drives."""
         return self._sandbox
 
+    def mark_resumed(self, reconnected: bool) -> None:
+        """Tell the SDK whether the workspace and system state survived a resume (the
+        sandbox was re-attached) or must be rebuilt (a replacement sandbox)."""
+        self._set_start_state_preserved(reconnected, system=reconnected)
+
     @property
     def sandbox_id(self) -> str:
         """The sandbox's id (``e2b-tools ls`` shows it)."""
