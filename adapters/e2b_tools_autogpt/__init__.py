@@ -1,8 +1,11 @@
 """e2b-tools for hand-written tool loops (AutoGPT-style, OpenAI or Anthropic APIs).
 
 Give the model :func:`ToolDispatcher.specs` and route each tool call it makes through
-:func:`ToolDispatcher.dispatch`, which always returns a string for the model: results,
-and errors (unknown tool, malformed JSON, bad arguments, failures) as readable text.
+:func:`ToolDispatcher.dispatch`, which returns a string for the model: results, and
+errors the model can act on (unknown tool, malformed JSON, bad arguments, errors in the
+code, timeouts) as readable text. A failure of the Docker Engine
+(``e2b_tools.EngineError``) raises from ``dispatch`` to your loop: no retry by the
+model fixes it (``docs/errors.md``).
 
 Example:
     >>> from e2b_tools_autogpt import ToolDispatcher
@@ -18,8 +21,15 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from e2b_tools import AsyncSandbox, AsyncSandboxPool, Sandbox, SandboxConfig, SandboxPool
-from e2b_tools.tools import DEFAULT_BUDGET, DEFAULT_IDLE_TIMEOUT, Toolkit, ToolOutput
+from e2b_tools import (
+    AsyncSandbox,
+    AsyncSandboxPool,
+    InvalidArgumentError,
+    Sandbox,
+    SandboxConfig,
+    SandboxPool,
+)
+from e2b_tools.tools import DEFAULT_BUDGET, DEFAULT_IDLE_TIMEOUT, Artifact, Toolkit, ToolOutput
 
 SpecFormat = Literal["openai", "anthropic"]
 
@@ -40,6 +50,12 @@ class ToolDispatcher:
         max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
         pool: Take the sandbox from this warm pool instead of creating one (still
             killed on close; the pool's config rules; ignored with ``toolkit``).
+        name_prefix: Put before every tool name (``"sbx_"``: ``sbx_read_file``...);
+            with ``toolkit``, give it to the toolkit instead.
+
+    Example:
+        >>> [s["name"] for s in ToolDispatcher(name_prefix="sbx_").specs("anthropic")][:2]
+        ['sbx_run_code', 'sbx_run_shell']
     """
 
     def __init__(
@@ -52,7 +68,13 @@ class ToolDispatcher:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
         pool: SandboxPool | AsyncSandboxPool | None = None,
+        name_prefix: str = "",
     ) -> None:
+        if toolkit is not None and name_prefix:
+            raise InvalidArgumentError(
+                "pass name_prefix= to the Toolkit you give, not to ToolDispatcher: the "
+                "toolkit names its tools"
+            )
         self.toolkit = toolkit or Toolkit(
             sandbox,
             budget=budget,
@@ -60,8 +82,9 @@ class ToolDispatcher:
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
             pool=pool,
+            name_prefix=name_prefix,
         )
-        self.artifacts: list[Any] = []
+        self.artifacts: list[Artifact] = []
         """Artifacts (e.g. charts) produced by dispatched calls, oldest first."""
 
     def specs(self, format: SpecFormat = "openai") -> list[dict[str, Any]]:
@@ -109,7 +132,13 @@ class ToolDispatcher:
         return parsed
 
     async def adispatch(self, name: str, arguments: str | Mapping[str, Any] | None = None) -> str:
-        """Run one tool call; always returns text for the model."""
+        """Run one tool call and return text for the model.
+
+        Artifacts (charts) go to :attr:`artifacts`, also from a call that failed.
+
+        Raises:
+            EngineError: The Docker Engine failed; the operator must act.
+        """
         parsed = self._parse(name, arguments)
         if isinstance(parsed, str):
             return parsed

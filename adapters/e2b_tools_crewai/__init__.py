@@ -8,7 +8,14 @@ Example:
     ...                     tools=sandbox_tools.all())
 
 CrewAI tools return text, so images the tools produce (charts) are kept on
-:attr:`SandboxTools.artifacts` instead of being put into the model's context.
+:attr:`SandboxTools.artifacts` instead of being put into the model's context, also
+those made by a call that then failed.
+
+Errors follow ``docs/errors.md``: what the model can act on is the tool's text; a
+failure of the Docker Engine (``e2b_tools.EngineError``) raises from the tool. CrewAI
+catches exceptions of tools itself: it retries the call, then tells the model the tool
+failed, and emits a ``ToolUsageErrorEvent`` carrying the exception on its event bus;
+listen there, or call a tool once before kicking off the crew, to see it.
 """
 
 from __future__ import annotations
@@ -188,6 +195,7 @@ class SandboxTools:
         max_lifetime: Hard cap on that sandbox's lifetime in seconds (default: none).
         pool: Take the sandbox from this warm pool instead of creating one (it is
             still killed on close; the pool's config rules, so no ``config=`` with it).
+        name_prefix: Put before every tool name (``"sbx_"``: ``sbx_read_file``...).
     """
 
     def __init__(
@@ -200,6 +208,7 @@ class SandboxTools:
         idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
         max_lifetime: float | None = None,
         pool: SandboxPool | AsyncSandboxPool | None = None,
+        name_prefix: str = "",
     ) -> None:
         self.toolkit = Toolkit(
             sandbox,
@@ -209,11 +218,16 @@ class SandboxTools:
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
             pool=pool,
+            name_prefix=name_prefix,
         )
-        names = {t.name for t in self.toolkit.tools()}
-        # Each tool is described for this toolkit's sandbox (network, image, workspace).
+        names = {t.base_name for t in self.toolkit.tools()}
+        # Each tool is named and described for this toolkit (prefix, network, image).
         self._tools = [
-            cls(toolkit=self.toolkit, description=self.toolkit.get(cls.core_name).description)
+            cls(
+                toolkit=self.toolkit,
+                name=self.toolkit.get(cls.core_name).name,
+                description=self.toolkit.get(cls.core_name).description,
+            )
             for cls in _TOOL_CLASSES
             if cls.core_name in names
         ]

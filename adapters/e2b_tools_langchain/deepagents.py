@@ -113,8 +113,9 @@ class E2BToolsSandbox(BaseSandbox):
     ``is_directory``, ``permission_denied``, ``invalid_path``), ``read``, ``write``,
     ``ls`` and ``delete`` put them in ``error``, and ``execute`` returns the exit code
     (``124`` after a timeout). A relative path is ``invalid_path``: the protocol takes
-    absolute ones. A sandbox that stopped, or an engine that is gone, raises the
-    matching ``e2b_tools.SandboxError``: no retry by the model can fix that.
+    absolute ones. An engine that is gone raises ``e2b_tools.EngineError`` (naming the
+    engine address and the fix) and a sandbox that stopped ``SandboxGoneError``: no
+    retry by the model can fix either (``docs/errors.md``).
 
     Args:
         sandbox: The sandbox to run in.

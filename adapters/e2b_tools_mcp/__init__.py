@@ -8,8 +8,10 @@ call, and any it makes with ``create_sandbox``. A session sees and touches only 
 own, and all of them are killed when the session ends (stdin closed, the HTTP session
 deleted or expired, the server stopped). The five tools are the tool layer's
 (:data:`e2b_tools.tools.ALL_TOOLS`): same descriptions, argument schemas, output
-shaping and error texts, plus an optional ``sandbox_id``. Every failure comes back as
-a tool result with ``isError`` set, never as a protocol error.
+shaping and error texts, plus an optional ``sandbox_id``. A failure the model can act
+on comes back as a tool result with ``isError`` set; a failure of the Docker Engine
+(``e2b_tools.EngineError``) as a JSON-RPC error naming the engine address and the
+fix, for the client to show its user (``docs/errors.md``).
 
 Example:
     >>> from e2b_tools_mcp import build_server

@@ -1,4 +1,5 @@
-"""``python -m e2b_tools_mcp [--http HOST:PORT]``: the MCP server, as ``e2b-tools mcp``."""
+"""``python -m e2b_tools_mcp [--http HOST:PORT] [--name-prefix PREFIX]``: the MCP server,
+as ``e2b-tools mcp``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import sys
 
 from e2b_tools import InvalidArgumentError
+from e2b_tools.tools import check_name_prefix
 
 from ._serve import parse_address, serve
 
@@ -24,13 +26,20 @@ def main(argv: list[str] | None = None) -> int:
         metavar="HOST:PORT",
         help="serve streamable HTTP on this address (e.g. 127.0.0.1:8000) instead of stdio",
     )
+    parser.add_argument(
+        "--name-prefix",
+        default="",
+        metavar="PREFIX",
+        help="put PREFIX before every tool name (e.g. sbx_ gives sbx_run_code)",
+    )
     args = parser.parse_args(argv)
-    if args.http is not None:
-        try:
+    try:
+        check_name_prefix(args.name_prefix)
+        if args.http is not None:
             parse_address(args.http)
-        except InvalidArgumentError as exc:
-            parser.error(str(exc))
-    serve(args.http)
+    except InvalidArgumentError as exc:
+        parser.error(str(exc))
+    serve(args.http, name_prefix=args.name_prefix)
     return 0
 
 

@@ -26,7 +26,9 @@ HTTP_PATH = "/mcp"
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-def serve(http: str | None = None, *, config: SandboxConfig | None = None) -> None:
+def serve(
+    http: str | None = None, *, config: SandboxConfig | None = None, name_prefix: str = ""
+) -> None:
     """Serve the sandbox tools over MCP until the client or a signal ends it.
 
     Args:
@@ -34,19 +36,20 @@ def serve(http: str | None = None, *, config: SandboxConfig | None = None) -> No
             over its stdin and stdout); ``"HOST:PORT"`` to serve streamable HTTP at
             ``http://HOST:PORT/mcp`` (``[::1]:8000`` for IPv6).
         config: Settings of the sandboxes (image, network, limits).
+        name_prefix: Put before every tool name (``"sbx_"``: ``sbx_run_code``...).
 
     Every client session's sandboxes are killed when it ends, and all of them when the
     server stops (stdin closed, SIGINT, SIGTERM or SIGHUP).
 
     Raises:
-        InvalidArgumentError: ``http`` is not ``HOST:PORT``.
+        InvalidArgumentError: ``http`` is not ``HOST:PORT``, or a bad ``name_prefix``.
 
     Example:
         >>> from e2b_tools_mcp import serve
         >>> serve()  # doctest: +SKIP
         >>> serve("127.0.0.1:8000")  # doctest: +SKIP
     """
-    server = build_server(config=config)
+    server = build_server(config=config, name_prefix=name_prefix)
     if http is None:
         anyio.run(_serve_stdio, server)
     else:

@@ -3,24 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
 try:
     from mcp import types
     from mcp.server.lowlevel import Server
+    from mcp.shared.exceptions import McpError
 except ImportError as exc:  # pragma: no cover - exercised in a venv without the extra
     raise ImportError("e2b_tools_mcp needs the MCP SDK: pip install 'e2b-tools[mcp]'") from exc
 
-from e2b_tools import InvalidArgumentError, SandboxConfig, SandboxError, __version__
+from e2b_tools import EngineError, InvalidArgumentError, SandboxConfig, SandboxError, __version__
 from e2b_tools.tools import (
+    ALL_TOOLS,
     DEFAULT_BUDGET,
     DEFAULT_IDLE_TIMEOUT,
     Artifact,
     Toolkit,
     ToolOutput,
+    check_name_prefix,
+    validation_message,
 )
 
 DEFAULT_MAX_SANDBOXES = 8
@@ -50,6 +56,31 @@ _HINTS: dict[str, types.ToolAnnotations] = {
     "write_file": types.ToolAnnotations(title="Write a file", destructiveHint=True),
     "list_files": types.ToolAnnotations(title="List files", readOnlyHint=True),
 }
+
+
+_LIFECYCLE = ("create_sandbox", "list_sandboxes", "kill_sandbox")
+_TOOL_NAMES = re.compile(
+    r"\b(" + "|".join([tool.name for tool in ALL_TOOLS] + list(_LIFECYCLE)) + r")\b"
+)
+
+
+def _renamer(name_prefix: str) -> Callable[[str], str]:
+    """Rewrites the tool names in the server's own texts to the names clients see."""
+    if not name_prefix:
+        return lambda text: text
+    return lambda text: _TOOL_NAMES.sub(lambda m: name_prefix + m.group(1), text)
+
+
+def _engine_failure(exc: EngineError) -> McpError:
+    """An engine failure as a JSON-RPC error: the client's operator must act on it,
+    no tool call by the model can (``docs/errors.md``)."""
+    return McpError(
+        types.ErrorData(
+            code=types.INTERNAL_ERROR,
+            message=f"e2b-tools could not reach a working Docker Engine: {exc}",
+            data={"error": type(exc).__name__},
+        )
+    )
 
 
 class _Refused(Exception):
@@ -223,9 +254,9 @@ def _ok(text: str, structured: dict[str, Any] | None = None) -> types.CallToolRe
     )
 
 
-def _lifecycle_tools() -> list[types.Tool]:
+def _lifecycle_tools(rename: Callable[[str], str]) -> list[types.Tool]:
     sandbox_id = {**_SANDBOX_ID_SCHEMA, "description": "Id of the sandbox to kill."}
-    return [
+    tools = [
         types.Tool(
             name="create_sandbox",
             description=(
@@ -265,6 +296,12 @@ def _lifecycle_tools() -> list[types.Tool]:
             ),
         ),
     ]
+    return [
+        tool.model_copy(
+            update={"name": rename(tool.name), "description": rename(tool.description or "")}
+        )
+        for tool in tools
+    ]
 
 
 def _check_no_arguments(name: str, arguments: dict[str, Any]) -> None:
@@ -284,6 +321,7 @@ def build_server(
     max_sandboxes: int = DEFAULT_MAX_SANDBOXES,
     tools: Sequence[str] | None = None,
     name: str = "e2b-tools",
+    name_prefix: str = "",
 ) -> Server[Any, Any]:
     """The MCP server (the SDK's low-level ``Server``), ready for any transport.
 
@@ -301,6 +339,13 @@ def build_server(
         tools: Names of the sandbox tools to offer (default: all five); the lifecycle
             tools are always offered.
         name: The server's name, as clients show it.
+        name_prefix: Put before every tool name, the lifecycle tools' too (``"sbx_"``:
+            ``sbx_run_code``, ``sbx_create_sandbox``...); texts name them so too.
+
+    A failure of the Docker Engine (``e2b_tools.EngineError``: no engine answers, the
+    image is missing) is answered with a JSON-RPC error (``INTERNAL_ERROR``) whose
+    message names the engine address and the fix, for the client to show its user;
+    everything else is a tool result, with ``isError`` when the call failed.
 
     Example:
         >>> server = build_server(max_sandboxes=2, tools=["run_code"])
@@ -309,6 +354,8 @@ def build_server(
     """
     if max_sandboxes < 1:
         raise InvalidArgumentError("max_sandboxes must be at least 1")
+    check_name_prefix(name_prefix)
+    rename = _renamer(name_prefix)
     sandbox_config = config or SandboxConfig()
 
     def new_toolkit() -> Toolkit:
@@ -318,6 +365,7 @@ def build_server(
             tools=tools,
             idle_timeout=idle_timeout,
             max_lifetime=max_lifetime,
+            name_prefix=name_prefix,
         )
 
     # Descriptions and schemas come from a toolkit that never starts a sandbox.
@@ -325,17 +373,22 @@ def build_server(
     listed: list[types.Tool] = []
     for tool in prototype.tools():
         schema = tool.json_schema()
-        schema["properties"] = {**schema.get("properties", {}), "sandbox_id": _SANDBOX_ID_SCHEMA}
+        sandbox_id_schema = {
+            **_SANDBOX_ID_SCHEMA,
+            "description": rename(_SANDBOX_ID_SCHEMA["description"]),
+        }
+        schema["properties"] = {**schema.get("properties", {}), "sandbox_id": sandbox_id_schema}
         listed.append(
             types.Tool(
                 name=tool.name,
                 description=tool.description,
                 inputSchema=schema,
-                annotations=_HINTS.get(tool.name),
+                annotations=_HINTS.get(tool.base_name),
             )
         )
     sandbox_tools = {t.name for t in listed}
-    listed.extend(_lifecycle_tools())
+    listed.extend(_lifecycle_tools(rename))
+    create_name, list_name, kill_name = (rename(n) for n in _LIFECYCLE)
 
     @contextlib.asynccontextmanager
     async def session_lifespan(_: Server[Any, Any]) -> AsyncIterator[_ClientSandboxes]:
@@ -350,7 +403,7 @@ def build_server(
     server: Server[Any, Any] = Server(
         name,
         version=__version__,
-        instructions=_INSTRUCTIONS,
+        instructions=rename(_INSTRUCTIONS),
         lifespan=session_lifespan,
     )
 
@@ -368,29 +421,39 @@ def build_server(
                         f"Invalid arguments for {tool_name}:\n- sandbox_id: must be a string "
                         "(an id from create_sandbox or list_sandboxes)\nFix them and call again."
                     )
+                try:  # refused arguments need no sandbox (nor an engine)
+                    prototype.get(tool_name).input_model.model_validate(arguments)
+                except ValidationError as exc:
+                    return _error(validation_message(tool_name, exc))
                 toolkit = sandboxes.toolkit(sandbox_id)
                 try:
                     await sandboxes.start(toolkit)
+                except EngineError:
+                    raise
                 except SandboxError as exc:
                     return _error(f"Could not start a sandbox: {exc.message}")
                 output = await toolkit.get(tool_name).arun(arguments)
                 return types.CallToolResult(content=_content(output), isError=output.is_error)
-            if tool_name == "create_sandbox":
+            if tool_name == create_name:
                 _check_no_arguments(tool_name, arguments)
                 try:
                     new_id = await sandboxes.create()
+                except EngineError:
+                    raise
                 except SandboxError as exc:
                     return _error(f"Could not start a sandbox: {exc.message}")
                 return _ok(
-                    f"Created sandbox {new_id}. Pass sandbox_id={new_id!r} to the tools to "
-                    "use it; kill it with kill_sandbox when you are done.",
+                    rename(
+                        f"Created sandbox {new_id}. Pass sandbox_id={new_id!r} to the tools to "
+                        "use it; kill it with kill_sandbox when you are done."
+                    ),
                     {"sandbox_id": new_id},
                 )
-            if tool_name == "list_sandboxes":
+            if tool_name == list_name:
                 _check_no_arguments(tool_name, arguments)
                 rows = await sandboxes.describe()
-                return _ok(_render_list(rows), {"sandboxes": rows})
-            if tool_name == "kill_sandbox":
+                return _ok(rename(_render_list(rows)), {"sandboxes": rows})
+            if tool_name == kill_name:
                 target = arguments.pop("sandbox_id", None)
                 if not isinstance(target, str) or arguments:
                     raise _Refused(
@@ -402,15 +465,26 @@ def build_server(
             known = ", ".join(t.name for t in listed)
             return _error(f"Error: there is no tool named {tool_name!r}. Available tools: {known}.")
         except _Refused as exc:
-            return _error(str(exc))
+            return _error(rename(str(exc)))
+        except EngineError:
+            raise  # answered as a protocol error by handle_call_tool below
         except SandboxError as exc:
             return _error(f"Sandbox error: {exc.message}")
-        except Exception as exc:  # never a protocol error, never a crash
+        except Exception as exc:  # never a crash
             return _error(f"Internal error in {tool_name}: {type(exc).__name__}: {exc}")
+
+    async def handle_call_tool(request: types.CallToolRequest) -> types.ServerResult:
+        # Our own request handler: the SDK's turns every exception into a tool result
+        # for the model, and an engine failure is for the client's operator instead.
+        try:
+            result = await call_tool(request.params.name, request.params.arguments or {})
+        except EngineError as exc:
+            raise _engine_failure(exc) from exc
+        return types.ServerResult(result)
 
     # The tool layer validates arguments itself, with messages a model can act on.
     server.list_tools()(list_tools)  # type: ignore[no-untyped-call]  # the SDK leaves it bare
-    server.call_tool(validate_input=False)(call_tool)
+    server.request_handlers[types.CallToolRequest] = handle_call_tool
     return server
 
 

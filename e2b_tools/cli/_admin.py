@@ -224,12 +224,18 @@ def _host_port(ctx: click.Context, param: click.Parameter, value: str | None) ->
     callback=_host_port,
     help="serve over HTTP on HOST:PORT instead of stdio",
 )
-def mcp(http: str | None) -> int:
+@click.option(
+    "--name-prefix",
+    default="",
+    metavar="PREFIX",
+    help="put PREFIX before every tool name (e.g. sbx_: sbx_run_code)",
+)
+def mcp(http: str | None, name_prefix: str) -> int:
     """Serve the sandbox tools over MCP (stdio by default, or --http HOST:PORT).
 
     e2b-tools mcp
 
-    e2b-tools mcp --http 127.0.0.1:8765
+    e2b-tools mcp --http 127.0.0.1:8765 --name-prefix sbx_
     """
     try:
         # By name, not by an import statement: the core never depends on an adapter,
@@ -239,7 +245,7 @@ def mcp(http: str | None) -> int:
         if exc.name not in ("e2b_tools_mcp", "mcp") and not str(exc.name).startswith("mcp."):
             raise
         raise CLIError(MCP_MISSING) from exc
-    server.serve(http)
+    server.serve(http, name_prefix=name_prefix)
     return 0
 
 

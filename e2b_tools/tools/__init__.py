@@ -23,6 +23,7 @@ from .. import (
     UnknownToolError,
 )
 from ..backends import Backend
+from ._derive import derive_tool_classes
 from ._session import DEFAULT_IDLE_TIMEOUT, SandboxSession
 from ._shape import (
     Shaped,
@@ -37,6 +38,7 @@ from ._tools import (
     ALL_TOOLS,
     DEFAULT_BUDGET,
     OUTPUT_DIR,
+    TOOL_NAME_PATTERN,
     Artifact,
     ListFiles,
     ListFilesInput,
@@ -50,7 +52,7 @@ from ._tools import (
     ToolOutput,
     WriteFile,
     WriteFileInput,
-    derive_tool_classes,
+    validation_message,
 )
 
 
@@ -75,6 +77,22 @@ class Toolkit:
         backend: Where the toolkit's sandbox runs (default: the Docker Engine).
         pool: Take the sandbox from this pool (its config and backend rule: passing
             ``sandbox=``, ``config=`` or ``backend=`` too is an error).
+        name_prefix: Put before every tool name (``"sbx_"``: ``sbx_read_file``...), to
+            keep the tools apart from another set with the same names (Deep Agents'
+            ``read_file``, a second toolkit). Letters, digits, ``_`` and ``-``; the
+            names stay valid for OpenAI's and Anthropic's tool APIs (64 characters).
+            Descriptions and error texts name the other tools with the prefix too.
+
+    Raises:
+        InvalidArgumentError: A bad ``budget``, ``name_prefix`` or combination.
+        UnknownToolError: A name in ``tools`` is not a tool.
+
+    Example:
+        >>> kit = Toolkit(name_prefix="sbx_", tools=["run_code", "read_file"])
+        >>> [tool.name for tool in kit.tools()]
+        ['sbx_run_code', 'sbx_read_file']
+        >>> kit.get("read_file") is kit.get("sbx_read_file")
+        True
     """
 
     def __init__(
@@ -88,7 +106,9 @@ class Toolkit:
         max_lifetime: float | None = None,
         backend: Backend | None = None,
         pool: SandboxPool | AsyncSandboxPool | None = None,
+        name_prefix: str = "",
     ) -> None:
+        check_name_prefix(name_prefix)
         if budget < 500:
             raise InvalidArgumentError("budget must be at least 500 characters")
         self.session = SandboxSession(
@@ -105,8 +125,9 @@ class Toolkit:
         unknown = [n for n in names if n not in known]
         if unknown:
             raise UnknownToolError(f"unknown tools {unknown}; available: {sorted(known)}")
+        self.name_prefix = name_prefix
         self._tools: dict[str, SandboxTool[Any]] = {
-            n: known[n](self.session, budget) for n in names
+            n: known[n](self.session, budget, name_prefix) for n in names
         }
 
     def tools(self) -> list[SandboxTool[Any]]:
@@ -114,11 +135,15 @@ class Toolkit:
         return list(self._tools.values())
 
     def get(self, name: str) -> SandboxTool[Any]:
-        """One tool by name."""
-        try:
+        """One tool by the name the model sees (``sbx_run_code``) or its own name
+        (``run_code``)."""
+        if name in self._tools:
             return self._tools[name]
-        except KeyError:
-            raise UnknownToolError(f"no tool {name!r}; available: {sorted(self._tools)}") from None
+        for tool in self._tools.values():
+            if tool.name == name:
+                return tool
+        available = sorted(tool.name for tool in self._tools.values())
+        raise UnknownToolError(f"no tool {name!r}; available: {available}")
 
     def close(self) -> None:
         """Kill the sandbox if the toolkit created it."""
@@ -141,11 +166,35 @@ class Toolkit:
         await self.aclose()
 
 
+def check_name_prefix(name_prefix: str) -> None:
+    """Raise :class:`~e2b_tools.InvalidArgumentError` unless every tool name with
+    ``name_prefix`` is a valid tool name for OpenAI's and Anthropic's APIs.
+
+    Example:
+        >>> check_name_prefix("sbx_")
+        >>> check_name_prefix("my tools.")
+        Traceback (most recent call last):
+        ...
+        e2b_tools._exceptions.InvalidArgumentError: name_prefix 'my tools.' ...
+    """
+    if not isinstance(name_prefix, str):
+        kind = type(name_prefix).__name__
+        raise InvalidArgumentError(f"name_prefix must be a string, not {kind}")
+    bad = [cls.name for cls in ALL_TOOLS if not TOOL_NAME_PATTERN.match(name_prefix + cls.name)]
+    if bad:
+        raise InvalidArgumentError(
+            f"name_prefix {name_prefix!r} makes tool names that model APIs refuse (e.g. "
+            f"{name_prefix + bad[0]!r}): use letters, digits, '_' and '-' only, at most "
+            f"{64 - max(len(cls.name) for cls in ALL_TOOLS)} characters, such as 'sbx_'"
+        )
+
+
 __all__ = [
     "ALL_TOOLS",
     "DEFAULT_BUDGET",
     "DEFAULT_IDLE_TIMEOUT",
     "OUTPUT_DIR",
+    "TOOL_NAME_PATTERN",
     "Artifact",
     "ListFiles",
     "ListFilesInput",
@@ -162,6 +211,7 @@ __all__ = [
     "Toolkit",
     "WriteFile",
     "WriteFileInput",
+    "check_name_prefix",
     "clean",
     "derive_tool_classes",
     "describe_binary",
@@ -169,4 +219,5 @@ __all__ = [
     "looks_binary_text",
     "shape",
     "utf8_prefix",
+    "validation_message",
 ]

@@ -115,6 +115,7 @@ def shape(
     total_lines: int | None = None,
     total_bytes: int | None = None,
     line_offset: int = 0,
+    reader: str = "read_file",
 ) -> Shaped:
     """Cut ``text`` to about ``budget`` characters, keeping head and tail.
 
@@ -126,6 +127,7 @@ def shape(
             (so the marker's counts and offsets refer to the saved file).
         total_bytes: UTF-8 bytes in the whole output, likewise.
         line_offset: Lines of the whole output that precede ``text``.
+        reader: The name of the tool the marker tells the model to page with.
     """
     if looks_binary_text(text):
         size = total_bytes if total_bytes is not None else len(text.encode("utf-8", "replace"))
@@ -166,7 +168,7 @@ def shape(
     if saved_path:
         where = (
             f"full output saved to {saved_path}; read the rest with "
-            f"read_file(path={saved_path!r}, offset={first}, limit=200)"
+            f"{reader}(path={saved_path!r}, offset={first}, limit=200)"
         )
     else:
         where = "the full output was not saved"

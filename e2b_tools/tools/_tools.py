@@ -1,13 +1,21 @@
 """Framework-neutral tools: a name, a description for the model, a pydantic input
-model and ``run``/``arun`` returning :class:`ToolOutput`. No tool raises into the
-agent loop: bad arguments, user-code errors, timeouts and infra failures all come
-back as short text with ``is_error=True``.
+model and ``run``/``arun`` returning :class:`ToolOutput`.
+
+Errors are split by who can act on them. What the model can fix or work around (bad
+arguments, an error in its code, a non-zero exit, a timeout, a missing file, a path
+outside the workspace, a sandbox that was replaced so its state is lost) comes back
+as short text with ``is_error=True``, with any charts it made kept as artifacts.
+What only the operator can fix (:class:`~e2b_tools.EngineError`: no Docker Engine
+answers, the image is missing or failed to build) is raised from ``run``/``arun``,
+its message naming the engine address tried and the fix. ``docs/errors.md`` has the
+table.
 """
 
 from __future__ import annotations
 
 import base64
 import posixpath
+import re
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -21,6 +29,7 @@ from .. import (
     BoundedText,
     CommandExitError,
     CommandResult,
+    EngineError,
     EntryInfo,
     FileType,
     InvalidArgumentError,
@@ -50,6 +59,9 @@ _IMAGE_TYPES = {
 }
 _BIG_FILE = 1 << 20  # read files above this size line-range by line-range in the sandbox
 
+TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+"""What OpenAI's and Anthropic's tool APIs accept as a tool (function) name."""
+
 
 class Artifact(BaseModel):
     """Something a tool produced that is not text for the model, e.g. a chart."""
@@ -70,7 +82,9 @@ class ToolOutput(BaseModel):
     artifacts: list[Artifact] = Field(default_factory=list)
     """Images and other binary outputs."""
     is_error: bool = False
-    """True when the call failed (bad arguments, error in the code, non-zero exit...)."""
+    """True when the call failed (bad arguments, error in the code, non-zero exit...);
+    ``artifacts`` still holds what was made before the failure (a chart shown before
+    an exception, for instance)."""
 
 
 class _Input(BaseModel):
@@ -130,7 +144,12 @@ InputT = TypeVar("InputT", bound=_Input)
 
 
 class ToolError(SandboxError):
-    """A failure to report to the model as text (the model can act on it)."""
+    """A failure to report to the model as text (the model can act on it), with the
+    artifacts made before it."""
+
+    def __init__(self, message: str, *, artifacts: list[Artifact] | None = None) -> None:
+        super().__init__(message)
+        self.artifacts = artifacts or []
 
 
 def validation_message(name: str, exc: ValidationError) -> str:
@@ -145,23 +164,41 @@ def validation_message(name: str, exc: ValidationError) -> str:
 class SandboxTool(ABC, Generic[InputT]):
     """Base of the tools: validation, error-to-text and the output budget."""
 
-    name: ClassVar[str]
+    name: str
+    """The name the model calls: the tool's own name on the class, with the toolkit's
+    ``name_prefix`` on an instance (``sbx_run_code``)."""
     template: ClassVar[str]
-    """The description, with ``{workspace}``, ``{network}`` and ``{packages}`` to fill."""
+    """The description, with ``{workspace}``, ``{network}`` and ``{packages}`` to fill,
+    and the tools' own names (``{read_file}``...) for the names the model sees."""
     description: str
     """For the model: the template filled for the default sandbox on the class, for the
     toolkit's own sandbox on an instance."""
     input_model: ClassVar[type[_Input]]
 
-    def __init__(self, session: SandboxSession, budget: int = DEFAULT_BUDGET) -> None:
+    def __init__(
+        self, session: SandboxSession, budget: int = DEFAULT_BUDGET, name_prefix: str = ""
+    ) -> None:
         self.session = session
         self.budget = budget
-        self.description = self.describe(session.config)
+        self.name_prefix = name_prefix
+        self.name = name_prefix + type(self).name
+        self.description = self.describe(session.config, name_prefix)
+
+    @property
+    def base_name(self) -> str:
+        """The tool's own name, without the toolkit's prefix (``run_code``)."""
+        return type(self).name
 
     @classmethod
-    def describe(cls, config: SandboxConfig) -> str:
-        """The description for a sandbox with this configuration."""
-        return cls.template.format(**facts(config))
+    def describe(cls, config: SandboxConfig, name_prefix: str = "") -> str:
+        """The description for a sandbox with this configuration, naming the other
+        tools as the model sees them (with ``name_prefix``)."""
+        names = {tool.name: name_prefix + tool.name for tool in ALL_TOOLS}
+        return cls.template.format(**facts(config), **names)
+
+    def tool_name(self, base_name: str) -> str:
+        """The name the model sees for another tool of this toolkit."""
+        return self.name_prefix + base_name
 
     def json_schema(self) -> dict[str, Any]:
         """JSON schema of the arguments (for function-calling APIs)."""
@@ -173,13 +210,20 @@ class SandboxTool(ABC, Generic[InputT]):
     def run(
         self, arguments: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any
     ) -> ToolOutput:
-        """Run the tool (blocking). Never raises: failures come back as error text."""
+        """Run the tool (blocking).
+
+        Failures the model can act on come back as error text (``is_error=True``).
+
+        Raises:
+            EngineError: The Docker Engine failed (not answering, image missing); the
+                operator must act, so it is never turned into text for the model.
+        """
         return self.session.call_sync(self._call(arguments, kwargs))
 
     async def arun(
         self, arguments: Mapping[str, Any] | BaseModel | None = None, /, **kwargs: Any
     ) -> ToolOutput:
-        """Run the tool. Never raises: failures come back as error text."""
+        """Run the tool; failures and exceptions as in :meth:`run`."""
         return await self.session.call(self._call(arguments, kwargs))
 
     async def _call(
@@ -199,8 +243,10 @@ class SandboxTool(ABC, Generic[InputT]):
         try:
             sbx = await self.session.get()
             output = await self._execute(sbx, args)  # type: ignore[arg-type]
+        except EngineError:
+            raise  # the operator's to fix, not the model's: see docs/errors.md
         except ToolError as exc:
-            output = ToolOutput(text=str(exc), is_error=True)
+            output = ToolOutput(text=str(exc), artifacts=exc.artifacts, is_error=True)
         except SandboxTimeoutError as exc:
             output = ToolOutput(text=f"Timed out: {exc.message}", is_error=True)
         except SandboxGoneError as exc:
@@ -283,7 +329,7 @@ class RunCode(SandboxTool[RunCodeInput]):
         "left open) returns the chart as an image. The working directory "
         "is the workspace {workspace}. Default timeout 300 s (max 3600). {network} "
         "Long output is cut to its head and tail and saved in full to a file you "
-        "can page with read_file."
+        "can page with {read_file}."
     )
     input_model = RunCodeInput
 
@@ -301,11 +347,19 @@ class RunCode(SandboxTool[RunCodeInput]):
             )
         except SandboxTimeoutError as exc:
             state = "kept" if exc.state_kept else "lost (the session was restarted)"
-            raise self.timed_out(
+            error = self.timed_out(
                 f"Timed out after {timeout:g}s: the code was interrupted; session state was "
                 f"{state}. Pass a larger timeout (up to 3600) or make the code faster.",
                 log,
-            ) from None
+            )
+            # Charts shown before the timeout are kept, as after any other error.
+            results = exc.execution.results if exc.execution is not None else []
+            error.artifacts = [
+                Artifact(name=f"figure-{i}.png", mime_type="image/png", data=r.png)
+                for i, r in enumerate(results, 1)
+                if r.png
+            ]
+            raise error from None
         saved = execution.saved_output
         parts: list[str] = []
         artifacts: list[Artifact] = []
@@ -317,6 +371,7 @@ class RunCode(SandboxTool[RunCodeInput]):
                 saved_path=saved.path if saved else None,
                 total_lines=saved.lines if saved else None,
                 total_bytes=saved.bytes if saved else None,
+                reader=self.tool_name("read_file"),
             )
             parts.append(f"[output]\n{shaped.text.rstrip()}")
         for i, result in enumerate(execution.results, 1):
@@ -348,7 +403,7 @@ class RunShell(SandboxTool[RunShellInput]):
         "script.py, ...). Runs in {workspace} unless cwd is given; stdin is closed, so "
         "interactive programs will not wait for input. Default timeout 60 s (max 3600). "
         "{network} Long output is cut to its head and tail and saved in full to "
-        "a file you can page with read_file."
+        "a file you can page with {read_file}."
     )
     input_model = RunShellInput
 
@@ -380,6 +435,7 @@ class RunShell(SandboxTool[RunShellInput]):
             saved_path=saved.path if saved else None,
             total_lines=saved.lines if saved else None,
             total_bytes=saved.bytes if saved else None,
+            reader=self.tool_name("read_file"),
         )
         body = shaped.text.rstrip("\n") or "(no output)"
         return ToolOutput(
@@ -402,7 +458,10 @@ class ReadFile(SandboxTool[ReadFileInput]):
         path = self.resolve(args.path)
         info = await sbx.files.get_info(path)
         if info.type == FileType.DIR:
-            raise ToolError(f"Error: {args.path} is a directory; use list_files to see inside it.")
+            raise ToolError(
+                f"Error: {args.path} is a directory; use {self.tool_name('list_files')} to "
+                "see inside it."
+            )
         ext = posixpath.splitext(path)[1].lower()
         if ext in _IMAGE_TYPES and info.size <= 20 * _BIG_FILE:
             data = await sbx.files.read(path, format="bytes")
@@ -421,7 +480,10 @@ class ReadFile(SandboxTool[ReadFileInput]):
         data = await sbx.files.read(path, format="bytes")
         if is_binary(data):
             return ToolOutput(
-                text=f"{args.path}: {describe_binary(data)}. Not shown; inspect it with run_code."
+                text=(
+                    f"{args.path}: {describe_binary(data)}. Not shown; inspect it with "
+                    f"{self.tool_name('run_code')}."
+                )
             )
         lines = data.decode("utf-8", "replace").splitlines()
         return self._render(args.path, lines[start - 1 :], start, len(lines), args.limit)
@@ -440,7 +502,10 @@ class ReadFile(SandboxTool[ReadFileInput]):
         out = result.stdout
         if out.startswith("BINARY\n"):
             return ToolOutput(
-                text=f"{args.path}: binary file, not shown; inspect it with run_code."
+                text=(
+                    f"{args.path}: binary file, not shown; inspect it with "
+                    f"{self.tool_name('run_code')}."
+                )
             )
         total_s, _, body = out.partition("\n")
         total = int(total_s.strip() or 0)
@@ -529,37 +594,3 @@ def _entry_row(entry: EntryInfo, root: str) -> str:
 ALL_TOOLS: tuple[type[SandboxTool[Any]], ...] = (RunCode, RunShell, ReadFile, WriteFile, ListFiles)
 for _tool in ALL_TOOLS:
     _tool.description = _tool.describe(SandboxConfig())
-
-
-AdapterT = TypeVar("AdapterT", bound=type)
-
-
-def derive_tool_classes(base: AdapterT, framework: str, module: str) -> dict[str, AdapterT]:
-    """One subclass of a framework's tool ``base`` per core tool, by tool name.
-
-    Each is named after the core tool (``RunCode`` -> ``RunCodeTool``), lives in
-    ``module`` (frameworks that key tools on ``module.qualname`` find it), and carries
-    the core tool's ``name``, ``description`` and input model (as ``args_schema``) and
-    its name again as ``core_name``. A tool added to the core needs no adapter change.
-
-    Example:
-        >>> class Base:
-        ...     pass
-        >>> sorted(derive_tool_classes(Base, "Demo", __name__))[:2]
-        ['list_files', 'read_file']
-    """
-    derived: dict[str, AdapterT] = {}
-    for core in ALL_TOOLS:
-        name = f"{core.__name__}Tool"
-        namespace: dict[str, Any] = {
-            "__module__": module,
-            "__qualname__": name,
-            "__doc__": f"The ``{core.name}`` tool for {framework}.\n\n{core.description}",
-            "__annotations__": {"name": str, "description": str, "args_schema": type[BaseModel]},
-            "core_name": core.name,
-            "name": core.name,
-            "description": core.description,
-            "args_schema": core.input_model,
-        }
-        derived[core.name] = type(name, (base,), namespace)  # type: ignore[assignment]
-    return derived

@@ -67,3 +67,15 @@ def test_libraries_used_installs_when_the_policy_allows(
         assert "not package names" in out and "ran" in out
         out = run_code.run(code="print('ran')", libraries_used=["tinypkg"])
         assert "no network access" in out and "ran" in out
+
+
+def test_name_prefix_and_artifacts_of_a_failed_call(image: str) -> None:
+    with SandboxTools(budget=2000, name_prefix="sbx_", tools=["run_code", "read_file"]) as tools:
+        by_name = {t.name: t for t in tools.all()}
+        assert sorted(by_name) == ["sbx_read_file", "sbx_run_code"]
+        assert "libraries_used" in by_name["sbx_run_code"].args_schema.model_fields
+        code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()\n1 / 0"
+        out = by_name["sbx_run_code"].run(code=code)
+        assert "ZeroDivisionError" in out and "figure-1.png" in out
+        assert [a.mime_type for a in tools.artifacts] == ["image/png"]
+        assert "Invalid arguments for sbx_read_file" in by_name["sbx_read_file"].run(p="x")

@@ -27,7 +27,12 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_tests.integration_tests import SandboxIntegrationTests
 
 from e2b_tools import AsyncSandbox, Sandbox
-from e2b_tools_langchain import E2BToolsSandbox
+from e2b_tools_langchain import (
+    DEEPAGENTS_FILE_TOOLS,
+    E2BToolsSandbox,
+    SandboxToolkit,
+    ToolNameClashError,
+)
 from e2b_tools_langchain.deepagents import _page_text
 
 
@@ -330,6 +335,49 @@ def test_deep_agent_runs_its_tools_in_the_sandbox(backend: E2BToolsSandbox) -> N
     assert results["4"] == f"['{six}']"
     assert results["6"].endswith("print(7 * 7)")
     assert backend.execute(f"python3 {six}").output == "49\n"
+
+
+def test_sandbox_tools_that_shadow_deep_agents_file_tools_are_refused() -> None:
+    # The split: the sandbox's write_file replaces Deep Agents' own, while its ls,
+    # edit_file, glob and grep stay on the agent's in-state files. The first call of a
+    # shadowing tool raises to the operator instead of letting the agent lose its file.
+    script = [
+        _tool_call("write_file", {"path": "notes.txt", "content": "hi"}, "1"),
+        _tool_call("ls", {"path": "/"}, "2"),
+        AIMessage(content="done"),
+    ]
+    with SandboxToolkit() as toolkit:
+        agent = create_deep_agent(
+            model=_ScriptedModel(messages=iter(script)), tools=toolkit.get_tools()
+        )
+        with pytest.raises(ToolNameClashError) as caught:
+            agent.invoke({"messages": [{"role": "user", "content": "take notes"}]})
+        assert toolkit.core.session.sandbox is None  # refused before any sandbox started
+    message = str(caught.value)
+    assert "'write_file' replaces Deep Agents' own" in message
+    assert "backend=E2BToolsSandbox(...)" in message and "name_prefix='sbx_'" in message
+    assert {"read_file", "write_file", "ls", "edit_file"} <= DEEPAGENTS_FILE_TOOLS
+
+
+def test_prefixed_sandbox_tools_live_next_to_deep_agents_file_tools(image: str) -> None:
+    script = [
+        _tool_call("sbx_write_file", {"path": "in-sandbox.txt", "content": "box"}, "1"),
+        _tool_call("write_file", {"file_path": "/in-state.txt", "content": "state"}, "2"),
+        _tool_call("ls", {"path": "/"}, "3"),
+        _tool_call("sbx_list_files", {}, "4"),
+        AIMessage(content="done"),
+    ]
+    with SandboxToolkit(name_prefix="sbx_") as toolkit:
+        agent = create_deep_agent(
+            model=_ScriptedModel(messages=iter(script)), tools=toolkit.get_tools()
+        )
+        out = agent.invoke({"messages": [{"role": "user", "content": "take notes"}]})
+    results = {
+        m.tool_call_id: str(m.content) for m in out["messages"] if isinstance(m, ToolMessage)
+    }
+    assert "Wrote /home/user/in-sandbox.txt" in results["1"]
+    assert "/in-state.txt" in results["3"] and "in-sandbox.txt" not in results["3"]
+    assert "in-sandbox.txt" in results["4"] and "in-state.txt" not in results["4"]
 
 
 # -- pure logic -----------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_tests.integration_tests import ToolsIntegrationTests
 from langchain_tests.unit_tests import ToolsUnitTests
 
+from e2b_tools import InvalidArgumentError
 from e2b_tools.tools import Toolkit
 from e2b_tools_langchain import (
     ListFilesTool,
@@ -174,3 +176,65 @@ async def test_async_agent_loop(image: str) -> None:
         _check_history(history)
     finally:
         await toolkit.aclose()
+
+
+_CHART_THEN_RAISE = (
+    "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()\nraise ValueError('late')"
+)
+
+
+def test_a_chart_survives_an_error_as_a_standard_image_block(image: str) -> None:
+    with SandboxToolkit(budget=3000, tools=["run_code"]) as toolkit:
+        (run_code,) = toolkit.get_tools()
+        message = run_code.invoke(_call("run_code", {"code": _CHART_THEN_RAISE}, "c1"))
+    assert isinstance(message, ToolMessage)
+    assert message.status == "error"
+    assert "ValueError: late" in str(message.content)
+    assert "[image figure-1.png returned as an artifact]" in str(message.content)
+    (block,) = message.artifact
+    assert block["type"] == "image" and block["mime_type"] == "image/png"
+    assert block["extras"] == {"name": "figure-1.png"}
+    assert base64.b64decode(block["base64"]).startswith(b"\x89PNG")
+    assert isinstance(message.content, str)  # images stay out of the context by default
+
+
+async def test_images_in_content_show_the_chart_to_the_model(image: str) -> None:
+    toolkit = SandboxToolkit(budget=3000, tools=["run_code"], images_in_content=True)
+    try:
+        (run_code,) = toolkit.get_tools()
+        code = "import matplotlib.pyplot as plt\nplt.plot([1, 2])\nplt.show()"
+        message = await run_code.ainvoke(_call("run_code", {"code": code}, "c1"))
+        failed = await run_code.ainvoke(_call("run_code", {"code": _CHART_THEN_RAISE}, "c2"))
+    finally:
+        await toolkit.aclose()
+    for msg, status in ((message, "success"), (failed, "error")):
+        assert isinstance(msg, ToolMessage) and msg.status == status
+        text, picture = msg.content
+        assert isinstance(text, dict) and isinstance(picture, dict)
+        assert text["type"] == "text" and "figure-1.png" in text["text"]
+        assert picture["type"] == "image" and picture["mime_type"] == "image/png"
+        assert picture["base64"] == msg.artifact[0]["base64"]
+        assert "extras" not in picture  # only standard keys go to the provider
+
+
+def test_name_prefix_names_every_tool_and_the_tools_they_mention(image: str) -> None:
+    with SandboxToolkit(budget=2000, name_prefix="sbx_") as toolkit:
+        tools = {t.name: t for t in toolkit.get_tools()}
+        assert sorted(tools) == [
+            "sbx_list_files",
+            "sbx_read_file",
+            "sbx_run_code",
+            "sbx_run_shell",
+            "sbx_write_file",
+        ]
+        assert convert_to_openai_tool(tools["sbx_run_shell"])["function"]["name"] == "sbx_run_shell"
+        assert "page with sbx_read_file" in tools["sbx_run_shell"].description
+        out = tools["sbx_run_shell"].invoke(_call("sbx_run_shell", {"command": "seq 1 5000"}, "c1"))
+        assert "sbx_read_file(path=" in str(out.content)
+        refused = tools["sbx_read_file"].invoke(_call("sbx_read_file", {"path": 1}, "c2"))
+        assert refused.status == "error"
+        assert "Invalid arguments for sbx_read_file" in str(refused.content)
+    with pytest.raises(InvalidArgumentError, match="letters, digits"):
+        SandboxToolkit(name_prefix="my tools.")
+    with pytest.raises(InvalidArgumentError, match="at most"):
+        SandboxToolkit(name_prefix="x" * 60)

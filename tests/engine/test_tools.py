@@ -7,7 +7,7 @@ import base64
 import docker
 import pytest
 
-from e2b_tools import Sandbox
+from e2b_tools import InvalidArgumentError, Sandbox, UnknownToolError
 from e2b_tools.tools import Toolkit
 
 
@@ -138,3 +138,47 @@ def test_given_sandbox_is_used_and_not_killed(image: str) -> None:
         assert kit.get("run_code").run(code="given").text == "[result]\nyes"
         kit.close()
         assert sbx.is_running()
+
+
+def test_charts_survive_an_error_and_a_timeout(toolkit: Toolkit) -> None:
+    run = toolkit.get("run_code")
+    show = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.show()\n"
+    out = run.run(code=show + "raise ValueError('after the chart')")
+    assert out.is_error and "[error] ValueError: after the chart" in out.text
+    assert "[image figure-1.png returned as an artifact]" in out.text
+    assert [a.name for a in out.artifacts] == ["figure-1.png"]
+    assert base64.b64decode(out.artifacts[0].data).startswith(b"\x89PNG")
+    out = run.run(code=show + "import time\ntime.sleep(30)", timeout=3)
+    assert out.is_error and "Timed out after 3s" in out.text
+    assert [a.mime_type for a in out.artifacts] == ["image/png"]
+
+
+def test_name_prefix_reaches_names_descriptions_and_texts(image: str) -> None:
+    with Toolkit(budget=2000, name_prefix="sbx_") as kit:
+        assert [t.name for t in kit.tools()] == [
+            "sbx_run_code",
+            "sbx_run_shell",
+            "sbx_read_file",
+            "sbx_write_file",
+            "sbx_list_files",
+        ]
+        assert kit.tools()[0].base_name == "run_code"
+        assert kit.get("sbx_read_file") is kit.get("read_file")
+        assert "page with sbx_read_file" in kit.get("run_code").description
+        flood = kit.get("run_shell").run(command="seq 1 100000")
+        assert "read the rest with sbx_read_file(path=" in flood.text
+        kit.get("run_shell").run(command="mkdir -p d && head -c 100 /dev/urandom > d/b.bin")
+        assert "use sbx_list_files" in kit.get("read_file").run(path="d").text
+        assert "inspect it with sbx_run_code" in kit.get("read_file").run(path="d/b.bin").text
+        refused = kit.get("run_code").run()
+        assert refused.text.startswith("Invalid arguments for sbx_run_code")
+        with pytest.raises(UnknownToolError, match="sbx_run_code"):
+            kit.get("rm_rf")
+
+
+@pytest.mark.parametrize("prefix", ["sbx ", "sbx.", "ä_", "x" * 55, 7])
+def test_name_prefix_must_keep_names_valid_for_model_apis(prefix: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="name_prefix"):
+        Toolkit(name_prefix=prefix)  # type: ignore[arg-type]
+    longest = "a-" + "x" * 52  # 64 characters with list_files, the longest name
+    assert Toolkit(name_prefix=longest).get("list_files").name == longest + "list_files"

@@ -96,13 +96,19 @@ def test_mcp_without_the_extra_says_what_to_install(
 def test_mcp_calls_serve_with_the_http_address(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[str | None] = []
+    calls: list[tuple[str | None, str]] = []
     fake = types.ModuleType("e2b_tools_mcp")
-    fake.serve = calls.append  # type: ignore[attr-defined]
+    fake.serve = lambda http, name_prefix: calls.append((http, name_prefix))  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "e2b_tools_mcp", fake)
     assert run(["mcp"], capsys)[0] == 0
-    assert run(["mcp", "--http", "127.0.0.1:8765"], capsys)[0] == 0
-    assert calls == [None, "127.0.0.1:8765"]
+    assert run(["mcp", "--http", "127.0.0.1:8765", "--name-prefix", "sbx_"], capsys)[0] == 0
+    assert calls == [(None, ""), ("127.0.0.1:8765", "sbx_")]
+
+
+def test_mcp_refuses_a_prefix_model_apis_would_refuse(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(["mcp", "--name-prefix", "my tools."], capsys)
+    assert code == 1
+    assert "name_prefix 'my tools.' makes tool names that model APIs refuse" in err
 
 
 def test_shell_needs_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:

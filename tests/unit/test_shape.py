@@ -109,3 +109,11 @@ def test_binary_output_decoded_as_text_is_summarised() -> None:
 def test_budget_is_respected(budget: int) -> None:
     text = "\n".join("word " * (i % 50) for i in range(5000))
     assert len(shape(text, budget).text) <= budget
+
+
+def test_the_marker_names_the_reader_tool() -> None:
+    text = "\n".join(str(i) for i in range(5000))
+    default = shape(text, 1000, saved_path="/w/out.log").text
+    assert "read_file(path='/w/out.log', offset=" in default
+    named = shape(text, 1000, saved_path="/w/out.log", reader="sbx_read_file").text
+    assert "read the rest with sbx_read_file(path='/w/out.log', offset=" in named
