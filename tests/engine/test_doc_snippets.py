@@ -166,9 +166,11 @@ for block in blocks:
 
 
 def _env(home: Path) -> dict[str, str]:
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k != "E2B_API_KEY"
-    }
+    # OTEL_SDK_DISABLED: set for the whole session by the CrewAI tests' quiet import
+    # (CREWAI_DISABLE_TELEMETRY keeps CrewAI quiet without it); a reader's tracing
+    # snippet must see OpenTelemetry as a user has it.
+    dropped = ("E2B_API_KEY", "OTEL_SDK_DISABLED")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_") and k not in dropped}
     # Frameworks write settings and caches under HOME; keep them out of the real one.
     env.update(
         HOME=str(home),
