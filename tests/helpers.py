@@ -84,3 +84,27 @@ def run_example(name: str, tmp_path: Path) -> str:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+SDK_REQUIREMENTS = Path(__file__).resolve().parent / "e2b-sdk-requirements.txt"
+
+
+def e2b_sdk_python() -> Path:
+    """The python of a side venv holding the real E2B SDKs (``e2b-sdk-requirements.txt``),
+    made under ``build/`` on first use and kept while the requirements are unchanged.
+
+    The SDK's own dependencies (connectrpc, protobuf) pin versions the project's venv
+    must not be tied to, so it lives apart and the tests drive it as a subprocess.
+    """
+    import hashlib
+
+    digest = hashlib.sha256(SDK_REQUIREMENTS.read_bytes()).hexdigest()[:12]
+    venv = SDK_REQUIREMENTS.parents[1] / "build" / "sdk-venvs" / f"e2b-{digest}"
+    python = venv / "bin" / "python"
+    ready = venv / ".installed"
+    if not ready.exists():
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        pip = [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
+        subprocess.run([*pip, "-r", str(SDK_REQUIREMENTS)], check=True, timeout=600)
+        ready.touch()
+    return python

@@ -1,8 +1,8 @@
 """Connect framing of ``e2b-tools serve`` (issue 15): golden bytes, errors, hostile input.
 
 Golden bytes come from the Connect protocol reference (connectrpc.com, "Connect
-Protocol Reference"); when ``/tmp/e2bsdk`` holds the real ``e2b`` SDK, its own
-connectrpc envelope reader also decodes what we encode (skipped otherwise).
+Protocol Reference"); the real ``e2b`` SDK's own connectrpc envelope reader (a side
+venv, ``tests/helpers.e2b_sdk_python``) also decodes what we encode.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-from pathlib import Path
 
 import pytest
+from helpers import e2b_sdk_python
 
 from e2b_tools_serve._connect import (
     Code,
@@ -35,8 +35,6 @@ from e2b_tools_serve._proto import (
     read_stream_input,
     start_event,
 )
-
-SDK_PYTHON = Path("/tmp/e2bsdk/bin/python")
 
 STATUS = {
     "canceled": 499,
@@ -277,7 +275,6 @@ except ConnectError as exc:
 """
 
 
-@pytest.mark.skipif(not SDK_PYTHON.exists(), reason="no throwaway SDK venv at /tmp/e2bsdk")
 def test_sdk_envelope_reader_decodes_our_stream() -> None:
     body = (
         b"".join(
@@ -296,7 +293,7 @@ def test_sdk_envelope_reader_decodes_our_stream() -> None:
     lines = []
     for data in (body, error_body):
         run = subprocess.run(
-            [str(SDK_PYTHON), "-c", _SDK_READER],
+            [str(e2b_sdk_python()), "-c", _SDK_READER],
             input=data,
             capture_output=True,
             timeout=60,
@@ -326,10 +323,9 @@ for text in ('{"start":{"process":{"pid":4}}}', '{"data":{"input":{"stdin":"aGkK
 """
 
 
-@pytest.mark.skipif(not SDK_PYTHON.exists(), reason="no throwaway SDK venv at /tmp/e2bsdk")
 def test_we_decode_the_sdk_client_stream() -> None:
     run = subprocess.run(
-        [str(SDK_PYTHON), "-c", _SDK_WRITER], capture_output=True, timeout=60, check=False
+        [str(e2b_sdk_python()), "-c", _SDK_WRITER], capture_output=True, timeout=60, check=False
     )
     assert run.returncode == 0, run.stderr.decode()
     body = run.stdout

@@ -1,8 +1,9 @@
 """proto3-JSON messages of ``e2b-tools serve`` (issue 15): builders, readers, hostile input.
 
 Shapes follow E2B's ``spec/envd/{process,filesystem}`` protos and envd's Go source
-(``permissions`` is Go's ``FileMode.String()``). When ``/tmp/e2bsdk`` holds the real
-``e2b`` SDK, its generated messages parse what we build and build what we read.
+(``permissions`` is Go's ``FileMode.String()``). The real ``e2b`` SDK's generated
+messages (a side venv, ``tests/helpers.e2b_sdk_python``) parse what we build and build
+what we read.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-from pathlib import Path
 
 import pytest
+from helpers import e2b_sdk_python
 
 from e2b_tools_serve._connect import Code, ConnectError
 from e2b_tools_serve._proto import (
@@ -34,8 +35,6 @@ from e2b_tools_serve._proto import (
     start_event,
 )
 from e2b_tools_serve._protojson import timestamp
-
-SDK_PYTHON = Path("/tmp/e2bsdk/bin/python")
 
 
 def test_process_events() -> None:
@@ -276,7 +275,6 @@ print(f.ListDirRequest(path="/x", depth=3).to_json())
 """
 
 
-@pytest.mark.skipif(not SDK_PYTHON.exists(), reason="no throwaway SDK venv at /tmp/e2bsdk")
 def test_sdk_messages_agree() -> None:
     entry = entry_info(
         name="d",
@@ -296,7 +294,7 @@ def test_sdk_messages_agree() -> None:
         "list": {"processes": [process_info(12, config, "bg")]},
     }
     run = subprocess.run(
-        [str(SDK_PYTHON), "-c", _SDK_ROUND_TRIP],
+        [str(e2b_sdk_python()), "-c", _SDK_ROUND_TRIP],
         input=json.dumps(cases).encode(),
         capture_output=True,
         timeout=60,
