@@ -27,7 +27,8 @@ from ._charts import (
     ScatterChart,
     SuperChart,
 )
-from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
+from ._command_handle import AsyncCommandHandle, OutputChunk
+from ._commands import AsyncCommands, OutputMode, Username
 from ._config import ALL_TRAFFIC, ConnectionOptions, NetworkPolicy, SandboxConfig
 from ._exceptions import (
     CommandExitError,
@@ -88,11 +89,13 @@ from ._sandbox import AsyncSandbox
 from ._sync import CommandHandle, Commands, Files, FileStreamReader, Sandbox, SandboxPaginator
 from ._version import __version__
 from ._watch import AsyncWatchHandle, WatchHandle
+from .agent.protocol import KILL_SIGNALS, SignalName
 
 __all__ = [
     "ALL_TRAFFIC",
     "DEFAULT_POOLED_TTL",
     "DEFAULT_READ_LIMIT",
+    "KILL_SIGNALS",
     "POOL_LABEL",
     "AsyncCommandHandle",
     "AsyncCommands",
@@ -147,6 +150,7 @@ __all__ = [
     "OutputChunk",
     "OutputHandler",
     "OutputMessage",
+    "OutputMode",
     "PieChart",
     "PieData",
     "PointChart",
@@ -176,6 +180,7 @@ __all__ = [
     "SavedOutput",
     "ScaleType",
     "ScatterChart",
+    "SignalName",
     "SuperChart",
     "TimeoutException",
     "UnknownToolError",

@@ -11,17 +11,25 @@ always stops the work in the sandbox (``cancel`` op), unless the caller asked it
 from __future__ import annotations
 
 import asyncio
+import base64
+import codecs
 import collections
 import contextlib
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, cast, overload
+from typing import Any, Generic, TypeVar, cast, overload
 
 from ._config import SandboxConfig
 from ._connection import AgentConnection, Call
-from ._exceptions import SandboxError, SandboxGoneError, SandboxTimeoutError, error_from_event
+from ._exceptions import (
+    ProtocolError,
+    SandboxError,
+    SandboxGoneError,
+    SandboxTimeoutError,
+    error_from_event,
+)
 from ._models import ExecutionError, OutputMessage, Result, SavedOutput
 from ._observe import call_span, get_logger, mark_failed
 from .agent.protocol import DoneValue, ErrorEvent, Message
@@ -36,8 +44,13 @@ MessageHandler = Callable[[OutputMessage], "Awaitable[None] | None"]
 """Streaming callback of ``run_code`` (E2B's): receives each chunk as an
 :class:`OutputMessage`, a ``str`` that also has ``line``, ``timestamp`` and ``error``;
 an :data:`OutputHandler` fits too."""
+BytesHandler = Callable[[bytes], "Awaitable[None] | None"]
+"""Streaming callback of a command run with ``output="bytes"``: receives raw chunks."""
 ResultHandler = Callable[[Result], "Awaitable[None] | None"]
 ErrorHandler = Callable[[ExecutionError], "Awaitable[None] | None"]
+
+
+_STREAMS = ("stdout", "stderr")
 
 
 class _CallTimeout(Exception):
@@ -50,26 +63,22 @@ async def maybe_await(value: Awaitable[None] | None) -> None:
         await value
 
 
-class BoundedText:
-    """Keeps the head and tail of a stream within ``limit`` characters; counts the rest.
+S = TypeVar("S", str, bytes)
 
-    Example:
-        >>> text = BoundedText(10)
-        >>> text.add("0123456789abcdef")
-        >>> text.dropped, text.text().startswith("01234")
-        (6, True)
-    """
+
+class _HeadTail(Generic[S]):
+    """Keeps the head and tail of a stream within ``limit`` items; counts the rest."""
 
     def __init__(self, limit: int) -> None:
         self.head_limit = limit // 2
         self.tail_limit = limit - self.head_limit
-        self.head: list[str] = []
+        self.head: list[S] = []
         self.head_size = 0
-        self.tail: collections.deque[str] = collections.deque()
+        self.tail: collections.deque[S] = collections.deque()
         self.tail_size = 0
         self.dropped = 0
 
-    def add(self, text: str) -> None:
+    def add(self, text: S) -> None:
         """Append a chunk."""
         room = self.head_limit - self.head_size
         if room > 0:
@@ -93,6 +102,17 @@ class BoundedText:
                 self.tail_size -= excess
                 self.dropped += excess
 
+
+class BoundedText(_HeadTail[str]):
+    """Keeps the head and tail of a stream within ``limit`` characters; counts the rest.
+
+    Example:
+        >>> text = BoundedText(10)
+        >>> text.add("0123456789abcdef")
+        >>> text.dropped, text.text().startswith("01234")
+        (6, True)
+    """
+
     def marker(self) -> str:
         """The line that stands for the dropped middle."""
         return f"\n[... {self.dropped} characters omitted by e2b-tools to bound memory ...]\n"
@@ -107,12 +127,40 @@ class BoundedText:
         return "".join(self.chunks())
 
 
+class BoundedBytes(_HeadTail[bytes]):
+    """:class:`BoundedText` for raw output (``output="bytes"``): ``limit`` bytes.
+
+    Example:
+        >>> data = BoundedBytes(4)
+        >>> data.add(b"0123456789")
+        >>> data.data(), data.dropped
+        (b'0189', 6)
+    """
+
+    def data(self) -> bytes:
+        """The kept bytes: head then tail, no marker (it would corrupt binary data)."""
+        return b"".join([*self.head, *self.tail])
+
+    def text(self) -> str:
+        """The kept bytes as UTF-8 (with replacement), a marker where bytes were cut."""
+        head = b"".join(self.head).decode("utf-8", "replace")
+        tail = b"".join(self.tail).decode("utf-8", "replace")
+        if not self.dropped:
+            return head + tail
+        return (
+            f"{head}\n[... {self.dropped} bytes omitted by e2b-tools to bound memory ...]\n{tail}"
+        )
+
+
 class Outcome:
     """What one ``run_code`` or ``command`` call's events folded into."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, binary: bool = False) -> None:
         self.stdout = BoundedText(limit)
         self.stderr = BoundedText(limit)
+        self.raw = (BoundedBytes(limit), BoundedBytes(limit)) if binary else None
+        """A binary command's stdout and stderr (``"binary": true``; then ``stdout`` and
+        ``stderr`` stay empty and the output handlers receive bytes)."""
         self.results: list[Result] = []
         self.error: ErrorEvent | None = None
         self.done: DoneValue = {}
@@ -359,6 +407,15 @@ class Channel:
                 observed.failure = f"timed out ({out.done['timed_out']})"
             return out
 
+    def _b64(self, data: str) -> bytes:
+        """The bytes of an output event's base64 ``data`` (a broken stream if it is not)."""
+        try:
+            return base64.b64decode(data, validate=True)
+        except ValueError:
+            raise ProtocolError(
+                "the agent sent output that is not base64", sandbox_id=self.sandbox_id
+            ) from None
+
     async def _fold(
         self,
         op: str,
@@ -374,16 +431,31 @@ class Channel:
         ],
     ) -> Outcome:
         on_stdout, on_stderr, on_result, on_error, on_started = handlers
-        out = Outcome(self.config.output_limit)
+        out = Outcome(self.config.output_limit, binary=bool(fields.get("binary")))
+        # A followed command may send raw ``data`` to a text follower: decoded per stream.
+        decoders = {k: codecs.getincrementaldecoder("utf-8")("replace") for k in _STREAMS}
         call = await self.send(op, fields)
         try:
             async for event in self.events(call, timeout):
                 kind = event["type"]
                 if kind == "stdout" or kind == "stderr":
-                    text = event["text"]
-                    (out.stdout if kind == "stdout" else out.stderr).add(text)
                     handler = on_stdout if kind == "stdout" else on_stderr
-                    if handler:
+                    raw = event.get("data")
+                    if out.raw is not None:
+                        if isinstance(raw, str):
+                            data = self._b64(raw)
+                        else:
+                            data = str(event.get("text", "")).encode()
+                        out.raw[kind == "stderr"].add(data)
+                        if handler and data:
+                            await maybe_await(cast(BytesHandler, handler)(data))
+                        continue
+                    if isinstance(raw, str):
+                        text = decoders[kind].decode(self._b64(raw))
+                    else:
+                        text = event["text"]
+                    (out.stdout if kind == "stdout" else out.stderr).add(text)
+                    if handler and text:
                         message = OutputMessage(text, time.time_ns(), kind == "stderr")
                         await maybe_await(handler(message))
                 elif kind == "result":
@@ -404,6 +476,10 @@ class Channel:
                 elif kind == "done":
                     out.done = cast(DoneValue, event.get("value") or {})
                     out.finished = True
+                    for name, decoder in decoders.items():  # a cut character at the end
+                        rest = decoder.decode(b"", final=True)
+                        if rest:
+                            (out.stdout if name == "stdout" else out.stderr).add(rest)
         except asyncio.CancelledError:
             if stop_on_cancel and not out.finished:
                 with contextlib.suppress(SandboxError, asyncio.TimeoutError):

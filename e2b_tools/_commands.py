@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import builtins
-import collections
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Callable
+from signal import Signals
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
 
-from ._channel import BoundedText, Channel, Outcome, OutputHandler, maybe_await
+from ._channel import (
+    BoundedBytes,
+    BoundedText,
+    BytesHandler,
+    Channel,
+    Outcome,
+    OutputHandler,
+    maybe_await,
+)
+from ._command_handle import AsyncCommandHandle, _Output
 from ._config import DEFAULT_COMMAND_TIMEOUT
 from ._exceptions import (
     CommandExitError,
@@ -22,12 +31,18 @@ from ._exceptions import (
     error_from_event,
 )
 from ._models import CommandResult, ProcessInfo, SaveOutput
+from .agent.protocol import KILL_SIGNALS, SIGNAL_WORDS, SignalName
 
 if TYPE_CHECKING:
     from ._sandbox import AsyncSandbox
 
 Username = Literal["user", "root"]
 """E2B's ``user=`` values (see :meth:`AsyncCommands.run`)."""
+
+OutputMode = Literal["text", "bytes"]
+"""How :meth:`AsyncCommands.run` keeps a command's output: decoded text (the default)
+or raw bytes (``result.stdout_bytes``; callbacks receive ``bytes``)."""
+
 
 HOST_GRACE = 15.0
 """Extra seconds the host waits past a call's own timeout before it gives up on the agent."""
@@ -50,13 +65,14 @@ class AsyncCommands:
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: OutputHandler | BytesHandler | None = None,
+        on_stderr: OutputHandler | BytesHandler | None = None,
         *,
         background: Literal[False] = False,
         stdin: bool = False,
         save_output: SaveOutput | None = None,
         user: Username | None = None,
+        output: OutputMode = "text",
     ) -> CommandResult: ...
 
     @overload
@@ -66,13 +82,14 @@ class AsyncCommands:
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: OutputHandler | BytesHandler | None = None,
+        on_stderr: OutputHandler | BytesHandler | None = None,
         *,
         background: Literal[True],
         stdin: bool = False,
         save_output: SaveOutput | None = None,
         user: Username | None = None,
+        output: OutputMode = "text",
     ) -> AsyncCommandHandle: ...
 
     async def run(
@@ -81,13 +98,14 @@ class AsyncCommands:
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: OutputHandler | BytesHandler | None = None,
+        on_stderr: OutputHandler | BytesHandler | None = None,
         *,
         background: bool = False,
         stdin: bool = False,
         save_output: SaveOutput | None = None,
         user: Username | None = None,
+        output: OutputMode = "text",
     ) -> CommandResult | AsyncCommandHandle:
         """Run ``cmd`` with bash (``sh`` if the image has no bash) and wait for it.
 
@@ -104,6 +122,12 @@ class AsyncCommands:
         saves the whole output in the sandbox once it is long (``result.saved_output``
         says where).
 
+        ``output="bytes"`` keeps the output as raw bytes instead of decoding it as
+        UTF-8 (with replacement): ``result.stdout_bytes`` / ``result.stderr_bytes``
+        hold them (bounded by ``output_limit`` bytes, head and tail, as text is),
+        ``on_stdout`` / ``on_stderr`` receive ``bytes``, ``save_output`` saves the
+        raw bytes; ``result.stdout`` / ``stderr`` still give them decoded.
+
         ``user`` is E2B's: ``"user"`` (or ``None``) runs as the sandbox's user
         (``SandboxConfig.user``). ``"root"`` is accepted only when that user is root
         already (``user="0:0"``): the agent keeps uid 0 out of user code's reach
@@ -117,10 +141,17 @@ class AsyncCommands:
         timeout = timeout or None
         _check_user(user, self._sbx.config.user)
         fields = _fields(cmd, cwd, envs, timeout, stdin, save_output)
+        if output not in ("text", "bytes"):
+            raise InvalidArgumentError(f"output must be 'text' or 'bytes', not {output!r}")
+        if output == "bytes":
+            fields["binary"] = True
+        # The fold hands bytes to the handlers of a binary command (see Outcome).
+        text_out = cast("OutputHandler | None", on_stdout)
+        text_err = cast("OutputHandler | None", on_stderr)
         host_timeout = None if timeout is None else timeout + HOST_GRACE
         if not background:
             outcome = await self._channel.fold(
-                "command", fields, host_timeout, on_stdout=on_stdout, on_stderr=on_stderr
+                "command", fields, host_timeout, on_stdout=text_out, on_stderr=text_err
             )
             return self._result(outcome, cwd, timeout, check=True)
         return await self._follow(
@@ -128,8 +159,9 @@ class AsyncCommands:
             fields,
             lambda outcome: self._result(outcome, cwd, timeout, check=False),
             host_timeout=host_timeout,
-            on_stdout=on_stdout,
-            on_stderr=on_stderr,
+            on_stdout=text_out,
+            on_stderr=text_err,
+            binary=output == "bytes",
         )
 
     async def connect(
@@ -200,6 +232,7 @@ class AsyncCommands:
         follower: bool = False,
         limit: float | None = None,
         answer_within: float | None = None,
+        binary: bool = False,
     ) -> AsyncCommandHandle:
         """Send a ``command`` (or ``command_attach``) request and return a handle that
         follows its events once the agent says the command runs.
@@ -215,10 +248,11 @@ class AsyncCommands:
             if not started.done():
                 started.set_result(pid)
 
-        output = _Output(self._sbx.config.output_limit)
+        output = _Output(self._sbx.config.output_limit, binary)
         # What a follower saw, for the error of its limit (the fold's own is lost then).
         seen = (BoundedText(output.limit), BoundedText(output.limit)) if limit else None
 
+        # ``text`` is bytes for a binary command (the fold hands its handlers bytes).
         async def out(text: str) -> None:
             output.add((text, None, None))
             if seen is not None:
@@ -305,15 +339,24 @@ class AsyncCommands:
                     sandbox_id=sandbox_id,
                 )
             raise error_from_event(outcome.error, sandbox_id)
+        signal = done.get("signal")
+        streams: tuple[BoundedText | BoundedBytes, ...] = outcome.raw or (
+            outcome.stdout,
+            outcome.stderr,
+        )
         result = CommandResult(
-            stdout=outcome.stdout.text(),
-            stderr=outcome.stderr.text(),
+            stdout=streams[0].text(),
+            stderr=streams[1].text(),
             exit_code=int(done.get("exit_code", -1)),
+            signal=signal if isinstance(signal, str) and signal else None,
             pid=done.get("pid"),
-            stdout_truncated=outcome.stdout.dropped,
-            stderr_truncated=outcome.stderr.dropped,
+            stdout_truncated=streams[0].dropped,
+            stderr_truncated=streams[1].dropped,
             saved_output=outcome.saved_output,
         )
+        if outcome.raw is not None:
+            result.stdout_bytes = outcome.raw[0].data()
+            result.stderr_bytes = outcome.raw[1].data()
         if done.get("timed_out"):
             limit = "its timeout" if timeout is None else f"timeout={timeout:g}s"
             result.error = f"killed after {limit}"
@@ -323,8 +366,11 @@ class AsyncCommands:
                 sandbox_id=sandbox_id,
                 result=result,
             )
-        if result.exit_code != 0:
+        if result.signal is not None or result.exit_code != 0:
             result.error = f"exit code {result.exit_code}"
+            if result.signal is not None:
+                # E2B's envd reports what Go says of the process: "signal: killed".
+                result.error = f"signal: {SIGNAL_WORDS.get(result.signal, result.signal)}"
             if check:
                 raise CommandExitError(result, sandbox_id=sandbox_id)
         return result
@@ -334,12 +380,32 @@ class AsyncCommands:
         value = await self._channel.request("list_processes", {}, 30.0)
         return [ProcessInfo(**p) for p in value.get("processes", [])]
 
-    async def kill(self, pid: int) -> bool:
-        """Kill a command and every process it started; False if no such command runs.
+    async def kill(self, pid: int, signal: SignalName | Signals = "SIGKILL") -> bool:
+        """Send a signal to a command; False if no such command runs.
 
-        Returns once the processes are gone, not merely signalled.
+        With SIGKILL (the default) the command and every process it started are
+        killed, wherever they moved, and this returns once they are gone. Any other
+        signal of :data:`KILL_SIGNALS` goes to the command's process group (as a
+        terminal's Ctrl-C does) and this returns once it is sent (True), as E2B's
+        ``SendSignal`` does: a command that traps or ignores it runs on, so
+        ``wait()`` for it, or kill it with SIGKILL.
+
+        Args:
+            pid: The command's pid.
+            signal: ``"SIGTERM"``, ``signal.SIGTERM``, ... (default ``"SIGKILL"``).
+
+        Raises:
+            InvalidArgumentError: Not one of :data:`KILL_SIGNALS` (nothing is sent).
+
+        Example:
+            >>> await sbx.commands.kill(server.pid, signal="SIGTERM")  # doctest: +SKIP
+            True
         """
-        value = await self._channel.request("kill_process", {"pid": pid}, 30.0)
+        name = _signal_name(signal)
+        fields: dict[str, Any] = {"pid": pid}
+        if name != "SIGKILL":
+            fields["signal"] = name
+        value = await self._channel.request("kill_process", fields, 30.0)
         return bool(value.get("killed"))
 
     async def send_stdin(self, pid: int, data: str | bytes) -> None:
@@ -357,6 +423,17 @@ class AsyncCommands:
     async def close_stdin(self, pid: int) -> None:
         """Close the stdin of a command started with ``stdin=True`` (it sees EOF)."""
         await self._channel.request("close_stdin", {"pid": pid}, 30.0)
+
+
+def _signal_name(sig: object) -> str:
+    """The name of a signal :meth:`AsyncCommands.kill` may send, or InvalidArgumentError."""
+    name = sig.name if isinstance(sig, Signals) else sig
+    if not isinstance(name, str) or name not in KILL_SIGNALS:
+        raise InvalidArgumentError(
+            f"signal must be one of {', '.join(KILL_SIGNALS)} (a name or signal.Signals), "
+            f"not {sig!r}"
+        )
+    return name
 
 
 def _check_user(user: str | None, sandbox_user: str) -> None:
@@ -423,141 +500,3 @@ def _connection_expired(
         sandbox_id=sandbox_id,
         result=result,
     )
-
-
-OutputChunk = tuple[str | None, str | None, None]
-"""One piece of a background command's output as E2B yields it: ``(stdout, None,
-None)`` or ``(None, stderr, None)`` (the third place is E2B's pty output, never set)."""
-
-
-class _Output:
-    """A background command's output not yet taken by an iterator, bounded.
-
-    A handle nobody iterates keeps at most ``limit`` characters (the oldest are dropped
-    first and counted in ``dropped``), so a long-running server costs bounded memory.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.chunks: collections.deque[OutputChunk] = collections.deque()
-        self.size = 0
-        self.dropped = 0
-        self.closed = False
-        self.changed = asyncio.Event()
-
-    def add(self, chunk: OutputChunk) -> None:
-        self.chunks.append(chunk)
-        self.size += len(chunk[0] or chunk[1] or "")
-        while self.size > self.limit and len(self.chunks) > 1:
-            old = self.chunks.popleft()
-            self.size -= len(old[0] or old[1] or "")
-            self.dropped += len(old[0] or old[1] or "")
-        self.changed.set()
-
-    def close(self) -> None:
-        self.closed = True
-        self.changed.set()
-
-    async def __aiter__(self) -> AsyncIterator[OutputChunk]:
-        while True:
-            while self.chunks:
-                chunk = self.chunks.popleft()
-                self.size -= len(chunk[0] or chunk[1] or "")
-                yield chunk
-            if self.closed:
-                return
-            self.changed.clear()
-            await self.changed.wait()
-
-
-class AsyncCommandHandle:
-    """A command started with ``background=True``, or followed with
-    :meth:`AsyncCommands.connect`."""
-
-    def __init__(
-        self,
-        commands: AsyncCommands,
-        pid: int,
-        task: asyncio.Future[CommandResult],
-        output: _Output | None = None,
-    ) -> None:
-        self._commands = commands
-        self._pid = pid
-        self._task = task
-        self._output = output
-
-    def __aiter__(self) -> AsyncIterator[OutputChunk]:
-        """The command's output as ``(stdout, stderr, pty)`` tuples, as E2B yields them,
-        until it ends (output that came before iterating is yielded first). A command
-        that ran out of time, or whose sandbox ended, raises then, as in E2B
-        (:class:`TimeoutException`); a non-zero exit does not (:meth:`wait` raises it).
-        """
-        if self._output is None:
-            raise InvalidArgumentError("this handle has no output to iterate")
-        return self._iterate(self._output)
-
-    async def _iterate(self, output: _Output) -> AsyncIterator[OutputChunk]:
-        async for chunk in output:
-            yield chunk
-        if not self._task.cancelled():  # disconnect() ends the iteration quietly
-            await self._outcome()  # its error, if it ended in one
-
-    async def _outcome(self) -> CommandResult:
-        try:
-            return await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            if not self._task.cancelled():
-                raise  # the caller was cancelled, not the following
-            raise SandboxError(
-                f"this handle was disconnected from command {self._pid}, which runs on; "
-                "commands.connect(pid) follows it again",
-                sandbox_id=self._commands._sbx.sandbox_id,
-            ) from None
-
-    @property
-    def pid(self) -> int:
-        """Process id inside the sandbox."""
-        return self._pid
-
-    async def wait(
-        self,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
-    ) -> CommandResult:
-        """Wait for the command to finish; raises :class:`CommandExitError` on non-zero.
-
-        ``on_stdout`` / ``on_stderr`` receive the output not yet iterated, as E2B's
-        blocking ``CommandHandle.wait`` does.
-        """
-        if (on_stdout is not None or on_stderr is not None) and self._output is not None:
-            async for stdout, stderr, _ in self._output:
-                if stdout is not None and on_stdout is not None:
-                    await maybe_await(on_stdout(stdout))
-                elif stderr is not None and on_stderr is not None:
-                    await maybe_await(on_stderr(stderr))
-        result = await self._outcome()
-        if result.exit_code != 0:
-            raise CommandExitError(result, sandbox_id=self._commands._sbx.sandbox_id)
-        return result
-
-    async def disconnect(self) -> None:
-        """Stop following the command, which runs on (E2B's ``disconnect``).
-
-        Iterating the handle then ends, and ``wait()`` raises :class:`SandboxError`;
-        ``commands.connect(pid)`` follows the command again. ``kill()`` still works.
-        """
-        if not self._task.done():
-            self._task.cancel()
-            await asyncio.wait({self._task})
-
-    async def kill(self) -> bool:
-        """Kill the command and every process it started."""
-        return await self._commands.kill(self._pid)
-
-    async def send_stdin(self, data: str | bytes) -> None:
-        """Write to the command's stdin (it must run with ``stdin=True``)."""
-        await self._commands.send_stdin(self._pid, data)
-
-    async def close_stdin(self) -> None:
-        """Close the command's stdin."""
-        await self._commands.close_stdin(self._pid)

@@ -148,9 +148,12 @@ class CommandExitError(SandboxError):
     def __init__(self, result: CommandResult, *, sandbox_id: str | None = None) -> None:
         tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
         detail = ("; last output: " + " | ".join(tail)) if tail else ""
-        super().__init__(
-            f"command exited with code {result.exit_code}{detail}", sandbox_id=sandbox_id
+        how = (
+            f"command was killed by {result.signal} (exit code {result.exit_code})"
+            if result.signal
+            else f"command exited with code {result.exit_code}"
         )
+        super().__init__(how + detail, sandbox_id=sandbox_id)
         self.result = result
 
     @property
@@ -168,6 +171,11 @@ class CommandExitError(SandboxError):
     @property
     def error(self) -> str | None:
         return self.result.error
+
+    @property
+    def signal(self) -> str | None:
+        """The signal that ended the command (``"SIGKILL"``...), or None."""
+        return self.result.signal
 
 
 class SandboxFileError(SandboxError, OSError):

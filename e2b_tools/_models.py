@@ -312,8 +312,12 @@ class CommandResult(BaseModel):
     """Standard error (see ``stderr_truncated``)."""
     exit_code: int = 0
     """Exit code; 128+N when killed by signal N (as a shell reports it)."""
+    signal: str | None = None
+    """The name of the signal that ended the command (``"SIGKILL"``, ``"SIGTERM"``),
+    ``None`` when it exited by itself."""
     error: str | None = None
-    """Why the command failed to run or was stopped, if it was."""
+    """Why the command failed or was stopped, if it was: ``"exit code 3"``, ``"signal:
+    killed"`` (the words E2B's SDK shows for a signal), ``"killed after timeout=5s"``."""
     pid: int | None = None
     """Process id of the command inside the sandbox."""
     stdout_truncated: int = 0
@@ -322,6 +326,12 @@ class CommandResult(BaseModel):
     """Bytes of stderr dropped from the middle to bound host memory."""
     saved_output: SavedOutput | None = None
     """Where the whole output was saved, when ``save_output=`` asked and it was long."""
+    stdout_bytes: bytes | None = None
+    """With ``output="bytes"``: standard output as raw bytes (head and tail, the middle
+    cut without a marker when it was longer than ``output_limit``; ``stdout_truncated``
+    says how many bytes were cut). ``None`` in text mode."""
+    stderr_bytes: bytes | None = None
+    """With ``output="bytes"``: standard error as raw bytes (as ``stdout_bytes``)."""
 
 
 class ProcessInfo(BaseModel):

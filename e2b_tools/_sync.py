@@ -15,13 +15,15 @@ import os
 from collections.abc import Coroutine, Iterator
 from datetime import datetime
 from pathlib import Path
+from signal import Signals
 from typing import IO, Any, Literal, TypeVar, overload
 
 from typing_extensions import Unpack
 
 from ._bridge import blocking
-from ._channel import ErrorHandler, MessageHandler, OutputHandler, ResultHandler
-from ._commands import AsyncCommandHandle, AsyncCommands, OutputChunk, Username
+from ._channel import BytesHandler, ErrorHandler, MessageHandler, OutputHandler, ResultHandler
+from ._command_handle import AsyncCommandHandle, OutputChunk
+from ._commands import AsyncCommands, OutputMode, Username
 from ._config import (
     DEFAULT_CODE_TIMEOUT,
     DEFAULT_COMMAND_TIMEOUT,
@@ -47,6 +49,7 @@ from ._paginator import AsyncSandboxPaginator
 from ._sandbox import AsyncSandbox
 from ._variant import class_method_variant
 from ._watch import WatchHandle
+from .agent.protocol import SignalName
 from .backends import Backend
 
 T = TypeVar("T")
@@ -553,13 +556,14 @@ class Commands:
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: OutputHandler | BytesHandler | None = None,
+        on_stderr: OutputHandler | BytesHandler | None = None,
         *,
         background: Literal[False] = False,
         stdin: bool = False,
         save_output: SaveOutput | None = None,
         user: Username | None = None,
+        output: OutputMode = "text",
     ) -> CommandResult: ...
 
     @overload
@@ -569,13 +573,14 @@ class Commands:
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: OutputHandler | BytesHandler | None = None,
+        on_stderr: OutputHandler | BytesHandler | None = None,
         *,
         background: Literal[True],
         stdin: bool = False,
         save_output: SaveOutput | None = None,
         user: Username | None = None,
+        output: OutputMode = "text",
     ) -> CommandHandle: ...
 
     def run(
@@ -584,13 +589,14 @@ class Commands:
         cwd: str | None = None,
         envs: dict[str, str] | None = None,
         timeout: float | None = DEFAULT_COMMAND_TIMEOUT,
-        on_stdout: OutputHandler | None = None,
-        on_stderr: OutputHandler | None = None,
+        on_stdout: OutputHandler | BytesHandler | None = None,
+        on_stderr: OutputHandler | BytesHandler | None = None,
         *,
         background: bool = False,
         stdin: bool = False,
         save_output: SaveOutput | None = None,
         user: Username | None = None,
+        output: OutputMode = "text",
     ) -> CommandResult | CommandHandle:
         """Run ``cmd`` with bash (``sh`` if the image has no bash) and wait for it.
 
@@ -610,6 +616,7 @@ class Commands:
                         stdin=stdin,
                         save_output=save_output,
                         user=user,
+                        output=output,
                     )
                 )
             )
@@ -625,6 +632,7 @@ class Commands:
                 stdin=stdin,
                 save_output=save_output,
                 user=user,
+                output=output,
             )
         )
 
@@ -651,12 +659,12 @@ class Commands:
         """
         return _run(self._inner.list())
 
-    def kill(self, pid: int) -> bool:
-        """Kill a command and every process it started; False if no such command runs.
+    def kill(self, pid: int, signal: SignalName | Signals = "SIGKILL") -> bool:
+        """Send a signal to a command; False if no such command runs.
 
         Blocking twin of :meth:`AsyncCommands.kill`.
         """
-        return _run(self._inner.kill(pid))
+        return _run(self._inner.kill(pid, signal))
 
     def send_stdin(self, pid: int, data: str | bytes) -> None:
         """Write text (as UTF-8) or bytes to a command's stdin (run with ``stdin=True``).
@@ -717,12 +725,12 @@ class CommandHandle:
         """
         _run(self._inner.disconnect())
 
-    def kill(self) -> bool:
-        """Kill the command and every process it started.
+    def kill(self, signal: SignalName | Signals = "SIGKILL") -> bool:
+        """Send ``signal`` to the command (see :meth:`AsyncCommands.kill`).
 
         Blocking twin of :meth:`AsyncCommandHandle.kill`.
         """
-        return _run(self._inner.kill())
+        return _run(self._inner.kill(signal))
 
     def send_stdin(self, data: str | bytes) -> None:
         """Write to the command's stdin (it must run with ``stdin=True``).

@@ -31,7 +31,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from e2b_tools._commands import AsyncCommandHandle, AsyncCommands
+from e2b_tools._command_handle import AsyncCommandHandle
+from e2b_tools._commands import AsyncCommands
 from e2b_tools._files import AsyncFiles, AsyncFileStreamReader
 from e2b_tools._paginator import AsyncSandboxPaginator
 from e2b_tools._sandbox import AsyncSandbox

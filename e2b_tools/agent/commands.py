@@ -4,6 +4,7 @@ it and to the requests that follow it (``command_attach``)."""
 
 from __future__ import annotations
 
+import base64
 import os
 import selectors
 import shutil
@@ -12,8 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from . import languages
-from .plumbing import Stream, exec_argv
-from .protocol import Message
+from .plumbing import Stream, exec_argv, signal_name
+from .protocol import KILL_SIGNALS, Message
 
 if TYPE_CHECKING:
     from .main import Agent
@@ -38,6 +39,13 @@ class _Forwarded(Stream):
         if text:
             for rid in self.owner.followers:
                 self.agent.send({"id": rid, "type": self.kind, "text": text})
+
+    def emit_bytes(self, data: bytes) -> None:
+        super().emit_bytes(data)
+        if data and self.owner.followers:
+            encoded = base64.b64encode(data).decode("ascii")
+            for rid in self.owner.followers:
+                self.agent.send({"id": rid, "type": self.kind, "data": encoded})
 
 
 class Command:
@@ -88,9 +96,10 @@ class Command:
                 if child_end is not None:
                     os.close(child_end)
         agent.watch(self.proc, self.check_exit)
+        binary = bool(req.get("binary"))
         self.streams = [
-            _Forwarded(agent, out_r, "stdout", self),
-            _Forwarded(agent, err_r, "stderr", self),
+            _Forwarded(agent, out_r, "stdout", self, binary),
+            _Forwarded(agent, err_r, "stderr", self, binary),
         ]
         if in_w >= 0:
             self.stdin_fd = in_w
@@ -178,6 +187,24 @@ class Command:
         """Kill the command and every process it started, wherever they moved."""
         self.proc.kill()
 
+    def signal_group(self, sig: int) -> bool:
+        """Send ``sig`` (one of ``KILL_SIGNALS``) to the command's process group; False
+        if the command already ended (its group id may name someone else's by now)."""
+        if signal_name(sig) not in KILL_SIGNALS:
+            raise ValueError(f"signal {sig} is not one of {', '.join(KILL_SIGNALS)}")
+        if self.proc.poll() is not None:
+            return False
+        try:
+            os.killpg(self.proc.pid, sig)  # the workload called setsid: its pid is the group's
+        except ProcessLookupError:
+            # Just started: not yet its own group (the guard reports the pid first), so
+            # it has no children either. Signal it alone, never the group it is still in.
+            try:
+                os.kill(self.proc.pid, sig)
+            except ProcessLookupError:
+                return False
+        return True
+
     def stream_closed(self, stream: Stream) -> None:
         self.maybe_finish()
 
@@ -211,6 +238,8 @@ class Command:
         self.agent.unwatch(self.proc)
         exit_code = 128 - code if code < 0 else code
         value: Dict[str, Any] = {"exit_code": exit_code, "pid": self.proc.pid}
+        if code < 0:
+            value["signal"] = signal_name(-code)
         if self.timed_out:
             value["timed_out"] = "killed"
         self.finish(value)

@@ -142,11 +142,20 @@ class Agent(files.FileOps):
         if spill is not None:
             spill.add(text)
 
+    def output_bytes(self, rid: str, kind: str, data: bytes) -> None:
+        """Forward raw output of a ``binary`` command (base64 ``data``)."""
+        self.send({"id": rid, "type": kind, "data": base64.b64encode(data).decode("ascii")})
+        spill = self.spills.get(rid)
+        if spill is not None:
+            spill.add_bytes(data)
+
     def start_spill(self, req: Message) -> None:
         spec = req.get("spill")
         if spec:
             self.spills[req["id"]] = Spill(
-                self.resolve(str(spec.get("path", ""))), int(spec.get("threshold", 0))
+                self.resolve(str(spec.get("path", ""))),
+                int(spec.get("threshold", 0)),
+                binary=bool(req.get("binary")),
             )
 
     def finish(self, rid: str, value: Optional[Dict[str, Any]] = None) -> None:
@@ -561,10 +570,17 @@ class Agent(files.FileOps):
         except ProcessLookupError:
             self.finish(req["id"], {"killed": False})
             return
-        cmd.kill()
-        # Answer once the process is gone (reaped), not merely signalled.
-        cmd.proc.wait(timeout=2.0)
-        self.finish(req["id"], {"killed": True})
+        name = req.get("signal") or "SIGKILL"
+        if name == "SIGKILL":
+            cmd.kill()
+            # Answer once the process is gone (reaped), not merely signalled.
+            cmd.proc.wait(timeout=2.0)
+            self.finish(req["id"], {"killed": True})
+            return
+        # Any other signal goes to the command's process group, as a terminal sends
+        # one; whether the command ends is its own choice (E2B's SendSignal).
+        sent = cmd.signal_group(getattr(signal, name))
+        self.finish(req["id"], {"killed": sent})
 
     def op_list_processes(self, req: Message) -> None:
         self.finish(req["id"], {"processes": [c.describe() for c in self.commands.values()]})

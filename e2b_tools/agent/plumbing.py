@@ -149,20 +149,39 @@ class Timers:
 class Spill:
     """Holds a call's output in memory until it passes a threshold, then in a file."""
 
-    def __init__(self, path: str, threshold: int) -> None:
+    def __init__(self, path: str, threshold: int, binary: bool = False) -> None:
         self.path = path
         self.threshold = threshold
-        self.buffer: List[str] = []
+        self.binary = binary
+        """Raw bytes (a ``binary`` command): written as they are, counted as chars too."""
+        self.buffer: List[Any] = []
         self.chars = 0
         self.bytes = 0
         self.lines = 0
         self.file: Optional[Any] = None
         self.error: Optional[str] = None
 
+    def add_bytes(self, data: bytes) -> None:
+        """Add raw output; a text spill keeps it as UTF-8 with replacement."""
+        if not self.binary:
+            self.add(data.decode("utf-8", "replace"))
+            return
+        self.chars += len(data)
+        self.bytes += len(data)
+        self.lines += data.count(b"\n")
+        self._keep(data)
+
     def add(self, text: str) -> None:
+        if self.binary:
+            self.add_bytes(text.encode("utf-8", "replace"))
+            return
         self.chars += len(text)
         self.bytes += len(text.encode("utf-8", "replace"))
         self.lines += text.count("\n")
+        self._keep(text)
+
+    def _keep(self, text: Any) -> None:
+        """Buffer or write ``text`` (str, or bytes for a binary spill)."""
         if self.error is not None:
             return
         if self.file is None:
@@ -173,8 +192,12 @@ class Spill:
                 os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
                 fd = files.open_regular(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
                 # Kept open across many writes until close(): no context manager.
-                self.file = open(fd, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
-                self.file.write("".join(self.buffer))
+                if self.binary:
+                    self.file = open(fd, "wb")  # noqa: SIM115
+                    self.file.write(b"".join(self.buffer))
+                else:
+                    self.file = open(fd, "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+                    self.file.write("".join(self.buffer))
             except OSError as exc:
                 self.error = f"{type(exc).__name__}: {exc}"
             self.buffer = []
@@ -206,11 +229,13 @@ class Spill:
 class Stream:
     """A pipe the agent reads and forwards as ``stdout``/``stderr`` events."""
 
-    def __init__(self, agent: Agent, fd: int, kind: str, owner: Any) -> None:
+    def __init__(self, agent: Agent, fd: int, kind: str, owner: Any, binary: bool = False) -> None:
         self.agent = agent
         self.fd = fd
         self.kind = kind
         self.owner = owner
+        self.binary = binary
+        """Forward raw bytes (:meth:`emit_bytes`) instead of UTF-8 text."""
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.open = True
         os.set_blocking(fd, False)
@@ -228,16 +253,25 @@ class Stream:
             if data is None:
                 return
             if not data:
-                self.emit(self.decoder.decode(b"", final=True))
+                if not self.binary:
+                    self.emit(self.decoder.decode(b"", final=True))
                 self.close()
                 self.owner.stream_closed(self)
                 return
-            self.emit(self.decoder.decode(data))
+            if self.binary:
+                self.emit_bytes(data)
+            else:
+                self.emit(self.decoder.decode(data))
 
     def emit(self, text: str) -> None:
         rid = self.owner.current_request()
         if text and rid is not None:
             self.agent.output(rid, self.kind, text)
+
+    def emit_bytes(self, data: bytes) -> None:
+        rid = self.owner.current_request()
+        if data and rid is not None:
+            self.agent.output_bytes(rid, self.kind, data)
 
     def close(self) -> None:
         if self.open:

@@ -27,7 +27,15 @@ output can point at the whole of it.
 ``command`` sends a ``started`` event with the process's ``pid`` as soon as it runs;
 with ``"stdin": true`` its stdin is a pipe fed by ``send_stdin`` (``data`` is text,
 or bytes in base64 with ``"base64": true``) / ``close_stdin`` (otherwise it is
-closed). ``kill_process`` kills a command's whole process group. ``command_attach``
+closed). With ``"binary": true`` a command's output events carry its bytes in base64
+(``{"type": "stdout", "data": "<b64>"}``, at most ``READ_CHUNK`` bytes each) instead
+of ``text``, and a spill file holds the raw bytes (its ``chars`` count bytes). A
+command that ends by a signal has ``"signal": "SIGKILL"`` (its name) in its ``done``
+value besides ``exit_code`` 128+N. ``kill_process`` kills a command's whole process
+tree (SIGKILL) and answers once it is gone; with ``signal`` (one of
+:data:`KILL_SIGNALS`) other than SIGKILL it sends that signal to the command's process
+group and answers at once (``{"killed": true}``: sent), as E2B's ``SendSignal`` does.
+``command_attach``
 (``pid``) follows a running command: ``started``, then its later output and a ``done``
 like its own (a ``cancel`` of it only stops the following: ``done`` says ``detached``).
 ``rename`` moves ``path`` to ``new_path`` (creating its parents); ``remove`` of a
@@ -63,7 +71,7 @@ carrying its ``protocol_version`` before the ``done``.
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional, Tuple, TypedDict
+from typing import Any, Dict, List, Literal, Optional, Tuple, TypedDict
 
 PROTOCOL_VERSION = 2
 """Bumped whenever a message shape changes incompatibly."""
@@ -102,13 +110,14 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
         "timeout": (_OPT_NUM, False),
         "spill": (_DICT, False),
         "stdin": (_BOOL, False),
+        "binary": (_BOOL, False),
     },
     "cancel": {"target": (_STR, True)},
     "port_open": {"port": (_INT, True)},
     "port_send": {"target": (_STR, True), "data": (_STR, True), "eof": (_BOOL, False)},
     "send_stdin": {"pid": (_INT, True), "data": (_STR, True), "base64": (_BOOL, False)},
     "close_stdin": {"pid": (_INT, True)},
-    "kill_process": {"pid": (_INT, True)},
+    "kill_process": {"pid": (_INT, True), "signal": (_STR, False)},
     "command_attach": {"pid": (_INT, True)},
     "list_processes": {},
     "read_file": {
@@ -148,6 +157,36 @@ REQUEST_FIELDS: Dict[str, FieldSpec] = {
     "agent_log": {"limit": (_OPT_INT, False)},
 }
 
+KILL_SIGNALS = ("SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2")
+"""The signals ``kill_process`` may send (by name; SIGKILL when it names none). A fixed
+list, so a request can neither name an arbitrary number nor a signal that stops or
+confuses the agent's own bookkeeping (SIGSTOP, SIGCHLD)."""
+
+SignalName = Literal["SIGKILL", "SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2"]
+"""A signal of :data:`KILL_SIGNALS` by name (the host's ``commands.kill(signal=)``)."""
+
+SIGNAL_WORDS: Dict[str, str] = {
+    "SIGKILL": "killed",
+    "SIGTERM": "terminated",
+    "SIGINT": "interrupt",
+    "SIGHUP": "hangup",
+    "SIGQUIT": "quit",
+    "SIGUSR1": "user defined signal 1",
+    "SIGUSR2": "user defined signal 2",
+    "SIGABRT": "aborted",
+    "SIGSEGV": "segmentation fault",
+    "SIGPIPE": "broken pipe",
+    "SIGBUS": "bus error",
+    "SIGFPE": "floating point exception",
+    "SIGILL": "illegal instruction",
+    "SIGALRM": "alarm clock",
+}
+"""What Go, so E2B's envd, calls a signal: E2B reports a process it ended as
+``"signal: killed"`` (the host's ``CommandResult.error``)."""
+
+FIELD_CHOICES: Dict[Tuple[str, str], Tuple[str, ...]] = {("kill_process", "signal"): KILL_SIGNALS}
+"""(op, field) -> the only values that field may take."""
+
 EVENT_TYPES = frozenset(
     {"hello", "started", "stdout", "stderr", "result", "error", "data", "done", "fs_event"}
 )
@@ -172,6 +211,7 @@ class DoneValue(TypedDict, total=False):
     timed_out: str  # "interrupted" (state kept), "restarted" (state lost) or "killed"
     context_restarted: bool
     exit_code: int
+    signal: str  # the signal's name ("SIGKILL") when a command ended by one
     pid: int
     spilled: SpillInfo
 
@@ -248,6 +288,11 @@ def decode_request(line: bytes) -> Message:
         types, _ = spec[key]
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             raise MalformedMessage(f"field {key!r} of op {op!r} has the wrong type")
+        choices = FIELD_CHOICES.get((str(op), key))
+        if choices is not None and value not in choices:
+            raise MalformedMessage(
+                f"field {key!r} of op {op!r} must be one of {', '.join(choices)}, not {value!r}"
+            )
     for key, (_, required) in spec.items():
         if required and key not in obj:
             raise MalformedMessage(f"op {op!r} needs field {key!r}")
