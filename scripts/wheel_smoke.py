@@ -134,6 +134,36 @@ finally:
 print("SMOKE OK smolagents")
 """
 
+_SERVE = """
+import json, socket, subprocess, time, urllib.error, urllib.request
+with socket.socket() as probe:  # a free loopback port
+    probe.bind(("127.0.0.1", 0))
+    port = str(probe.getsockname()[1])
+env = subprocess.run(
+    ["e2b-tools", "serve", "--print-env", "--api-key", "e2b_" + "ab" * 20],
+    check=True, capture_output=True, text=True,
+).stdout
+assert "E2B_API_URL=" in env and "E2B_API_KEY=" in env, env
+server = subprocess.Popen(
+    ["e2b-tools", "serve", "--port", port, "--api-key", "e2b_" + "ab" * 20]
+)
+try:
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/sandboxes", timeout=2)
+        except urllib.error.HTTPError as exc:  # no key: a JSON 401
+            assert exc.code == 401 and json.load(exc)["code"] == 401
+            break
+        except OSError:
+            time.sleep(0.1)
+    else:
+        raise AssertionError("e2b-tools serve did not answer")
+finally:
+    server.terminate()
+    server.wait(30)
+print("SMOKE OK serve")
+"""
+
 SMOKES: dict[str, str] = {
     "": _CORE,
     "langchain": _LANGCHAIN,
@@ -142,6 +172,7 @@ SMOKES: dict[str, str] = {
     "deepagents": _DEEPAGENTS,
     "openai-agents": _OPENAI_AGENTS,
     "smolagents": _SMOLAGENTS,
+    "serve": _SERVE,
 }
 
 

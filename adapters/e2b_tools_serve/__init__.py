@@ -1,10 +1,10 @@
 """``e2b-tools serve``: E2B's wire protocols for e2b-tools sandboxes (issue 15, in progress).
 
-The goal is a local server the real, unmodified E2B SDKs (``e2b``,
-``e2b-code-interpreter``, JS ``e2b``) talk to, with e2b-tools sandboxes behind it
-(``E2B_API_URL`` / ``E2B_SANDBOX_URL`` pointed at it). The server itself (routes,
-listeners, backend) does not exist yet. What exists so far is its wire layer, with
-no dependency beyond the standard library and no knowledge of any backend:
+A local server the real, unmodified E2B SDKs (``e2b``, ``e2b-code-interpreter``) talk
+to, with e2b-tools sandboxes behind it (``E2B_API_URL`` / ``E2B_SANDBOX_URL`` pointed at
+it). Served today: the REST control plane (create, get, list, kill, timeout, connect,
+pause/resume, metrics; see ``docs/serve.md``). Not yet: envd's process and filesystem
+services and the code interpreter, whose wire layer is here already:
 
 - ``_connect``: Connect protocol framing with the JSON codec: envelopes, an
   incremental memory-bounded envelope decoder, the end-stream message, ``ConnectError``
@@ -17,9 +17,15 @@ no dependency beyond the standard library and no knowledge of any backend:
 - ``_proto``: builders and readers for the messages of envd's ``process.Process``
   and ``filesystem.Filesystem`` services.
 
-The modules are private until the server that uses them lands; nothing is exported.
+The control plane: ``_settings`` (:class:`ServeSettings`, tokens), ``_http`` (error
+bodies, the key and ``Origin`` guard, bounded bodies), ``_registry`` (the server's
+sandboxes on ``e2b_tools.AsyncSandbox``), ``_control`` (the routes), ``_app``
+(:func:`control_app`, :func:`serve`).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._app import control_app, is_loopback, serve
+from ._settings import ENVD_VERSION, ServeSettings, new_api_key
+
+__all__ = ["ENVD_VERSION", "ServeSettings", "control_app", "is_loopback", "new_api_key", "serve"]

@@ -2,7 +2,8 @@
 
 One command per function, grouped by module: :mod:`._sandboxes` (``ls``, ``kill``,
 ``exec``, ``run``, ``logs``), :mod:`._shell` (``shell``), :mod:`._doctor` (``doctor``),
-:mod:`._admin` (``gc``, ``image build``, ``version``, ``mcp``, ``bench``). To add a
+:mod:`._admin` (``gc``, ``image build``, ``version``, ``mcp``, ``bench``), :mod:`._serve`
+(``serve``). To add a
 command, write it there and list it in :data:`COMMANDS`. Exit status: 0 ok, 1 a failure
 reported in one line on stderr, 2 a usage error; ``exec`` and ``shell`` exit with the
 status of what they ran. See ``docs/cli.md``.
@@ -23,6 +24,7 @@ from ._admin import bench, gc, image, mcp, version
 from ._common import CLIError, docker_client, one_line
 from ._doctor import doctor
 from ._sandboxes import exec_, kill, logs, ls, run
+from ._serve import serve
 from ._shell import shell
 
 __all__ = ["COMMANDS", "CLIError", "cli", "docker_client", "main"]
@@ -52,6 +54,7 @@ COMMANDS: list[click.Command] = [
     ls,
     mcp,
     run,
+    serve,
     shell,
     version,
 ]

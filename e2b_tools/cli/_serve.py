@@ -1,0 +1,185 @@
+"""``e2b-tools serve``: E2B's REST API on this machine, for the real E2B SDKs.
+
+The server lives in the optional ``e2b_tools_serve`` adapter, loaded by name so the core
+never depends on it. Its key and secret are kept in ``serve.json`` in the user's config
+directory (mode 0600): the same key across restarts, and the same per-sandbox access
+tokens, so a restarted server finds its sandboxes again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import secrets
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import click
+
+from ._common import CLIError
+
+SERVE_MISSING = (
+    "the E2B-compatible server is not installed: pip install 'e2b-tools[serve]' (it "
+    "brings the e2b_tools_serve adapter, starlette and uvicorn)"
+)
+_SERVE_MODULES = ("e2b_tools_serve", "starlette", "uvicorn")
+KEY_PATTERN = re.compile(r"^e2b_[0-9a-f]{16,128}$")
+ENVD_PORT = 49983
+"""Port E2B's SDKs reach a sandbox's envd on (``E2B_SANDBOX_URL``)."""
+
+
+def config_path() -> Path:
+    """Where the server's key and secret are kept (``$XDG_CONFIG_HOME/e2b-tools``)."""
+    return Path(click.get_app_dir("e2b-tools")) / "serve.json"
+
+
+def load_or_create_config(path: Path) -> dict[str, str]:
+    """The stored ``{"api_key", "secret"}``, made (mode 0600) on first use."""
+    try:
+        data: Any = json.loads(path.read_text())
+    except FileNotFoundError:
+        data = {"api_key": "e2b_" + secrets.token_hex(20), "secret": secrets.token_hex(32)}
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        return dict(data)
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot read {path}: {exc}; fix or remove it") from None
+    if (
+        not isinstance(data, dict)
+        or not KEY_PATTERN.match(str(data.get("api_key", "")))
+        or not re.fullmatch(r"[0-9a-f]{32,}", str(data.get("secret", "")))
+    ):
+        raise CLIError(f"{path} is not a serve config (api_key, secret); remove it")
+    if path.stat().st_mode & 0o077:
+        raise CLIError(f"{path} is readable by others: chmod 600 {path}")
+    return {"api_key": data["api_key"], "secret": data["secret"]}
+
+
+def _templates(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, image = value.partition("=")
+        if not sep or not name or not image:
+            raise click.BadParameter(f"{value!r} is not NAME=IMAGE", ctx=ctx, param=param)
+        out[name] = image
+    return out
+
+
+def _url_host(host: str) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def env_lines(host: str, port: int, api_key: str) -> list[str]:
+    """The ``export`` lines that point the E2B SDKs at the server."""
+    base = f"http://{_url_host(host)}"
+    return [
+        f"export E2B_API_URL={base}:{port}",
+        f"export E2B_SANDBOX_URL={base}:{ENVD_PORT}",
+        f"export E2B_API_KEY={api_key}",
+    ]
+
+
+def _load_server() -> ModuleType:
+    try:
+        # By name, not by an import statement: the core never depends on an adapter,
+        # and the server is an optional extra.
+        return importlib.import_module("e2b_tools_serve")
+    except ModuleNotFoundError as exc:
+        if str(exc.name).split(".")[0] not in _SERVE_MODULES:
+            raise
+        raise CLIError(SERVE_MISSING) from exc
+
+
+@click.command("serve", short_help="Serve E2B's API for the real E2B SDKs.")
+@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="address to listen on (loopback only unless --allow-remote)",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="allow a non-loopback --host (needs an explicit --api-key)",
+)
+@click.option(
+    "--api-key",
+    metavar="KEY",
+    envvar="E2B_TOOLS_SERVE_API_KEY",
+    help="the key clients must send (e2b_ + hex; default: kept in the config dir)",
+)
+@click.option(
+    "--template",
+    "templates",
+    multiple=True,
+    metavar="NAME=IMAGE",
+    callback=_templates,
+    help="serve E2B template NAME as IMAGE (repeatable; base and code-interpreter-v1 "
+    "are the default image)",
+)
+@click.option(
+    "--internet",
+    is_flag=True,
+    help="sandboxes get the internet unless a request says allow_internet_access=false "
+    "(E2B's default; off unless given)",
+)
+@click.option("--print-env", is_flag=True, help="print the export lines for the SDKs and exit")
+def serve(
+    port: int,
+    host: str,
+    allow_remote: bool,
+    api_key: str | None,
+    templates: dict[str, str],
+    internet: bool,
+    print_env: bool,
+) -> int:
+    """Serve E2B's REST API so the real E2B SDKs run against e2b-tools sandboxes.
+
+    Only the control plane for now (create, list, connect, kill, timeouts): commands,
+    files and run_code through the SDK are not served yet. See docs/serve.md.
+
+    e2b-tools serve
+
+    eval "$(e2b-tools serve --print-env)"
+    """
+    server = _load_server()
+    if not server.is_loopback(host):
+        if not allow_remote:
+            raise click.UsageError(
+                f"--host {host} is reachable from other machines; pass --allow-remote "
+                "and an --api-key to serve there, or keep the default 127.0.0.1"
+            )
+        if api_key is None:
+            raise click.UsageError("--allow-remote needs an explicit --api-key")
+    if api_key is not None and not KEY_PATTERN.match(api_key):
+        raise click.BadParameter(
+            "must be 'e2b_' followed by 16 to 128 lowercase hex digits", param_hint="--api-key"
+        )
+    path = config_path()
+    stored = load_or_create_config(path)
+    key = api_key or stored["api_key"]
+    lines = env_lines(host, port, key)
+    if print_env:
+        click.echo("\n".join(lines))
+        return 0
+    settings = server.ServeSettings(
+        api_key=key,
+        secret=bytes.fromhex(stored["secret"]),
+        templates=templates,
+        network="full" if internet else "none",
+    )
+    click.echo(f"e2b-tools serve: E2B's API on http://{_url_host(host)}:{port}", err=True)
+    click.echo("point the E2B SDKs at it with:\n  " + "\n  ".join(lines), err=True)
+    click.echo("(control plane only: commands, files and run_code are not served yet)", err=True)
+    server.serve(settings, host=host, port=port)
+    return 0
