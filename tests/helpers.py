@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -108,3 +109,71 @@ def e2b_sdk_python() -> Path:
         subprocess.run([*pip, "-r", str(SDK_REQUIREMENTS)], check=True, timeout=600)
         ready.touch()
     return python
+
+
+def kill_all_served(client: Any, auth: dict[str, str]) -> None:
+    """Kill every sandbox an ``e2b-tools serve`` control plane lists, running or paused
+    (``client``: an httpx client or starlette's TestClient on the server)."""
+    for state in ("running", "paused"):
+        listed = client.get("/v2/sandboxes", params={"state": state}, headers=auth)
+        for item in listed.json():
+            client.delete(f"/sandboxes/{item['sandboxID']}", headers=auth)
+
+
+@contextlib.contextmanager
+def serving(
+    settings: Any, *, start_wait: float = 10.0, stop_wait: float = 15.0, kill_wait: float = 60.0
+) -> Iterator[str]:
+    """The serve control plane for ``settings`` under uvicorn in a thread on an
+    ephemeral loopback port; yields its URL, and kills every sandbox it lists after."""
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from e2b_tools_serve import control_app
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = uvicorn.Config(control_app(settings), log_level="warning", lifespan="off")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_wait
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.started, "uvicorn did not start"
+        yield url
+    finally:
+        with httpx.Client(base_url=url, timeout=kill_wait) as http:
+            kill_all_served(http, {"X-API-KEY": settings.api_key})
+        server.should_exit = True
+        thread.join(stop_wait)
+        sock.close()
+
+
+def run_e2b_sdk(url: str, script: str, key: str, timeout: float) -> dict[str, Any]:
+    """Run ``script`` with the real E2B SDK (side venv) against a serve control plane at
+    ``url``; returns the JSON object its last output line holds."""
+    import json
+    import textwrap
+
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "E2B_API_URL": url,
+        "E2B_SANDBOX_URL": "http://127.0.0.1:9",  # envd is not served yet
+        "E2B_API_KEY": key,
+    }
+    done = subprocess.run(
+        [str(e2b_sdk_python()), "-c", textwrap.dedent(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))

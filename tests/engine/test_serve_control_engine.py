@@ -5,23 +5,16 @@ deadline removing a sandbox. Engine-free checks: ``tests/unit/test_serve_control
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
 import sys
-import textwrap
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from helpers import e2b_sdk_python
+from helpers import run_e2b_sdk, serving
 
 from e2b_tools import Sandbox
-from e2b_tools_serve import ServeSettings, control_app
+from e2b_tools_serve import ServeSettings
 
 KEY = "e2b_" + "7a" * 20
 AUTH = {"X-API-KEY": KEY}
@@ -31,55 +24,17 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _kill_all(http: httpx.Client) -> None:
-    for state in ("running", "paused"):
-        for item in http.get("/v2/sandboxes", params={"state": state}, headers=AUTH).json():
-            http.delete(f"/sandboxes/{item['sandboxID']}", headers=AUTH)
-
-
 @pytest.fixture
 def server(image: str) -> Iterator[str]:
     """The control plane on the default Docker backend, under uvicorn in a thread on an
     ephemeral loopback port; every sandbox it made is killed after the test."""
     settings = ServeSettings(api_key=KEY, templates={"base": image})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    uv = uvicorn.Server(uvicorn.Config(control_app(settings), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(1000):
-            if uv.started:
-                break
-            threading.Event().wait(0.01)
-        assert uv.started, "uvicorn did not start"
+    with serving(settings, start_wait=10.0, stop_wait=15.0, kill_wait=60.0) as url:
         yield url
-    finally:
-        with httpx.Client(base_url=url, timeout=60) as http:
-            _kill_all(http)
-        uv.should_exit = True
-        thread.join(15)
-        sock.close()
 
 
 def _run_sdk(url: str, script: str) -> dict[str, Any]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "E2B_API_URL": url,
-        "E2B_SANDBOX_URL": "http://127.0.0.1:9",  # envd is not served yet
-        "E2B_API_KEY": KEY,
-    }
-    done = subprocess.run(
-        [str(e2b_sdk_python()), "-c", textwrap.dedent(script)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_e2b_sdk(url, script, KEY, timeout=240)
 
 
 LIFECYCLE = """

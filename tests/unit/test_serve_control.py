@@ -20,8 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from helpers import e2b_sdk_python
+from helpers import kill_all_served, run_e2b_sdk, serving
 from local_backend import LocalBackend
 from starlette.testclient import TestClient
 
@@ -39,13 +38,6 @@ def _settings(backend: LocalBackend, **kwargs: Any) -> ServeSettings:
     return ServeSettings(api_key=KEY, secret=SECRET, backend=backend, **kwargs)
 
 
-def _kill_all(client: TestClient | httpx.Client) -> None:
-    for state in ("running", "paused"):
-        listed = client.get("/v2/sandboxes", params={"state": state}, headers=AUTH)
-        for item in listed.json():
-            client.delete(f"/sandboxes/{item['sandboxID']}", headers=AUTH)
-
-
 @pytest.fixture
 def client(backend: LocalBackend) -> Iterator[TestClient]:
     """The control plane on the local backend; every sandbox it made is killed after."""
@@ -54,7 +46,7 @@ def client(backend: LocalBackend) -> Iterator[TestClient]:
         try:
             yield test_client
         finally:
-            _kill_all(test_client)
+            kill_all_served(test_client, AUTH)
 
 
 def _create(client: TestClient, **body: Any) -> dict[str, Any]:
@@ -283,28 +275,8 @@ def test_list_filters_are_checked(client: TestClient) -> None:
 @pytest.fixture
 def server(backend: LocalBackend) -> Iterator[str]:
     """The control plane under uvicorn in a thread on an ephemeral loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(control_app(_settings(backend)), log_level="warning", lifespan="off")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(500):
-            if uv.started:
-                break
-            threading.Event().wait(0.01)
-        assert uv.started, "uvicorn did not start"
+    with serving(_settings(backend), start_wait=5.0, stop_wait=10.0, kill_wait=30.0) as url:
         yield url
-    finally:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            _kill_all(http)
-        uv.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 SDK_SCRIPT = textwrap.dedent(
@@ -351,22 +323,7 @@ SDK_SCRIPT = textwrap.dedent(
 
 
 def _run_sdk(url: str, script: str, key: str = KEY) -> dict[str, Any]:
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "E2B_API_URL": url,
-        "E2B_SANDBOX_URL": "http://127.0.0.1:9",  # envd is not served yet
-        "E2B_API_KEY": key,
-    }
-    done = subprocess.run(
-        [str(e2b_sdk_python()), "-c", script],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=150,
-    )
-    assert done.returncode == 0, done.stderr
-    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    return run_e2b_sdk(url, script, key, timeout=150)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the latest e2b SDK needs Python 3.11")
