@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 import statistics
 import sys
@@ -16,7 +15,7 @@ import click
 from e2b_tools._version import __version__
 from e2b_tools.images import VARIANTS, build_custom_image, build_image
 
-from ._common import CLIError, docker_client, echo_json, get_backend, json_option
+from ._common import CLIError, docker_client, echo_json, get_backend, json_option, load_extra
 
 # ------------------------------------------------------------------------------ gc
 
@@ -237,14 +236,7 @@ def mcp(http: str | None, name_prefix: str) -> int:
 
     e2b-tools mcp --http 127.0.0.1:8765 --name-prefix sbx_
     """
-    try:
-        # By name, not by an import statement: the core never depends on an adapter,
-        # and the server is an optional extra.
-        server = importlib.import_module("e2b_tools_mcp")
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("e2b_tools_mcp", "mcp") and not str(exc.name).startswith("mcp."):
-            raise
-        raise CLIError(MCP_MISSING) from exc
+    server = load_extra("e2b_tools_mcp", ("mcp",), MCP_MISSING)
     server.serve(http, name_prefix=name_prefix)
     return 0
 

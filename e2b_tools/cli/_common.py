@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import socket
 import sys
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any, TypeVar
 
 import click
@@ -117,3 +119,15 @@ def human_duration(seconds: float) -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def load_extra(module: str, needs: tuple[str, ...], missing: str) -> ModuleType:
+    """Import an optional adapter by name (the core never imports an adapter by an
+    import statement); :class:`CLIError` with ``missing`` when it, or one of the
+    top-level packages in ``needs`` that it imports, is not installed."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if str(exc.name).split(".")[0] not in (module, *needs):
+            raise
+        raise CLIError(missing) from exc

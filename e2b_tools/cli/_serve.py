@@ -8,7 +8,6 @@ tokens, so a restarted server finds its sandboxes again.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import re
@@ -19,13 +18,12 @@ from typing import Any
 
 import click
 
-from ._common import CLIError
+from ._common import CLIError, load_extra
 
 SERVE_MISSING = (
     "the E2B-compatible server is not installed: pip install 'e2b-tools[serve]' (it "
     "brings the e2b_tools_serve adapter, starlette and uvicorn)"
 )
-_SERVE_MODULES = ("e2b_tools_serve", "starlette", "uvicorn")
 KEY_PATTERN = re.compile(r"^e2b_[0-9a-f]{16,128}$")
 ENVD_PORT = 49983
 """Port E2B's SDKs reach a sandbox's envd on (``E2B_SANDBOX_URL``)."""
@@ -89,14 +87,7 @@ def env_lines(host: str, port: int, api_key: str) -> list[str]:
 
 
 def _load_server() -> ModuleType:
-    try:
-        # By name, not by an import statement: the core never depends on an adapter,
-        # and the server is an optional extra.
-        return importlib.import_module("e2b_tools_serve")
-    except ModuleNotFoundError as exc:
-        if str(exc.name).split(".")[0] not in _SERVE_MODULES:
-            raise
-        raise CLIError(SERVE_MISSING) from exc
+    return load_extra("e2b_tools_serve", ("starlette", "uvicorn"), SERVE_MISSING)
 
 
 @click.command("serve", short_help="Serve E2B's API for the real E2B SDKs.")
