@@ -224,7 +224,7 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
             raise InvalidArgumentError(f"invalid sandbox settings: {settings_error(exc)}") from None
         backend = backend or default_backend()
         image_name = cfg.image or DEFAULT_IMAGE
-        sandbox_id = secrets.token_hex(6)
+        sandbox_id = new_sandbox_id()
         started = time.perf_counter()
         container_id = await _created(backend, sandbox_id, cfg, image_name)
         handshake: asyncio.Future[Message] | None = None
@@ -551,6 +551,16 @@ class AsyncSandbox(CodeMethods, ReachMethods, StateMethods):
 
 
 _CLEANUPS: set[asyncio.Future[bool]] = set()
+
+ID_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+ID_LENGTH = 20
+
+
+def new_sandbox_id() -> str:
+    """A fresh sandbox id: 20 characters of ``[a-z0-9]`` (103 bits, as long as E2B's and
+    valid in a DNS label), so an id is unguessable (``e2b-tools serve`` relies on it
+    for the calls E2B's SDKs send without a token)."""
+    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
 
 
 async def _created(backend: Backend, sandbox_id: str, cfg: SandboxConfig, image: str) -> str:

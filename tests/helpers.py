@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -120,57 +121,103 @@ def kill_all_served(client: Any, auth: dict[str, str]) -> None:
             client.delete(f"/sandboxes/{item['sandboxID']}", headers=auth)
 
 
+@dataclasses.dataclass(frozen=True)
+class Served:
+    """The URLs of an ``e2b-tools serve`` running for a test."""
+
+    api: str
+    """The control plane (``E2B_API_URL``)."""
+    sandbox: str
+    """envd and the interpreter by header (``E2B_SANDBOX_URL``)."""
+    interpreter: str
+    """The interpreter's own listener (E2B's debug port 49999)."""
+    sandboxes: Any
+    """The server's ``Sandboxes`` registry."""
+
+
 @contextlib.contextmanager
 def serving(
     settings: Any, *, start_wait: float = 10.0, stop_wait: float = 15.0, kill_wait: float = 60.0
-) -> Iterator[str]:
-    """The serve control plane for ``settings`` under uvicorn in a thread on an
-    ephemeral loopback port; yields its URL, and kills every sandbox it lists after."""
+) -> Iterator[Served]:
+    """``e2b-tools serve`` for ``settings``: its three listeners under uvicorn on one
+    event loop in a thread, on ephemeral loopback ports. Kills every sandbox the
+    server lists (and its debug mode's shared one) after."""
+    import asyncio
     import threading
 
     import httpx
     import uvicorn
 
-    from e2b_tools_serve import control_app
+    from e2b_tools_serve import apps
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    config = uvicorn.Config(control_app(settings), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    served_apps = apps(settings)
+    socks = []
+    for _ in range(3):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        socks.append(sock)
+    urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in socks]
+    servers = [
+        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+        for app in (served_apps.control, served_apps.sandbox, served_apps.interpreter)
+    ]
+    loop = asyncio.new_event_loop()
+
+    async def main() -> None:
+        try:
+            await asyncio.gather(
+                *(s.serve(sockets=[k]) for s, k in zip(servers, socks, strict=True))
+            )
+        finally:
+            await served_apps.sandboxes.aclose()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
     thread.start()
     try:
         deadline = time.monotonic() + start_wait
-        while not server.started and time.monotonic() < deadline:
+        while not all(s.started for s in servers) and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert server.started, "uvicorn did not start"
-        yield url
+        assert all(s.started for s in servers), "uvicorn did not start"
+        yield Served(urls[0], urls[1], urls[2], served_apps.sandboxes)
     finally:
-        with httpx.Client(base_url=url, timeout=kill_wait) as http:
+        with httpx.Client(base_url=urls[0], timeout=kill_wait) as http:
             kill_all_served(http, {"X-API-KEY": settings.api_key})
-        server.should_exit = True
-        thread.join(stop_wait)
-        sock.close()
+        for server in servers:
+            server.should_exit = True
+        thread.join(stop_wait + kill_wait)
+        loop.close()
+        for sock in socks:
+            sock.close()
 
 
-def run_e2b_sdk(url: str, script: str, key: str, timeout: float) -> dict[str, Any]:
-    """Run ``script`` with the real E2B SDK (side venv) against a serve control plane at
-    ``url``; returns the JSON object its last output line holds."""
+def run_e2b_sdk(
+    served: Served,
+    script: str,
+    key: str,
+    timeout: float,
+    *,
+    python: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``script`` with the real E2B SDK (``python``: a side venv's, default the
+    latest SDK's) against a serve, with ``E2B_API_URL``, ``E2B_SANDBOX_URL`` and
+    ``E2B_API_KEY`` set (plus ``env``); returns the JSON object its last output line
+    holds."""
     import json
     import textwrap
 
-    env = {
+    full_env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": os.environ.get("HOME", "/tmp"),
-        "E2B_API_URL": url,
-        "E2B_SANDBOX_URL": "http://127.0.0.1:9",  # envd is not served yet
+        "E2B_API_URL": served.api,
+        "E2B_SANDBOX_URL": served.sandbox,
         "E2B_API_KEY": key,
+        **(env or {}),
     }
     done = subprocess.run(
-        [str(e2b_sdk_python()), "-c", textwrap.dedent(script)],
-        env=env,
+        [str(python or e2b_sdk_python()), "-c", textwrap.dedent(script)],
+        env=full_env,
         capture_output=True,
         text=True,
         timeout=timeout,

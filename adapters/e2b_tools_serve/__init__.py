@@ -25,7 +25,17 @@ sandboxes on ``e2b_tools.AsyncSandbox``), ``_control`` (the routes), ``_app``
 
 from __future__ import annotations
 
-from ._app import control_app, is_loopback, serve
+from ._app import Apps, apps, control_app, is_loopback, serve, serve_async
 from ._settings import ENVD_VERSION, ServeSettings, new_api_key
 
-__all__ = ["ENVD_VERSION", "ServeSettings", "control_app", "is_loopback", "new_api_key", "serve"]
+__all__ = [
+    "ENVD_VERSION",
+    "Apps",
+    "ServeSettings",
+    "apps",
+    "control_app",
+    "is_loopback",
+    "new_api_key",
+    "serve",
+    "serve_async",
+]

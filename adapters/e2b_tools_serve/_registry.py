@@ -29,7 +29,8 @@ from e2b_tools import (
 )
 
 from ._http import ApiError, not_found
-from ._settings import OWNER_KEY, TEMPLATE_KEY, ServeSettings
+from ._session import Session
+from ._settings import OWNER_KEY, SHARED_KEY, TEMPLATE_KEY, ServeSettings
 
 LIVE_STATES = (SandboxState.RUNNING.value, SandboxState.PAUSED.value)
 
@@ -60,6 +61,9 @@ class Sandboxes:
         self.settings = settings
         self._attached: dict[str, AsyncSandbox] = {}
         self._attaching: dict[str, asyncio.Lock] = {}
+        self._sessions: dict[str, Session] = {}
+        self._shared_lock = asyncio.Lock()
+        self._shared_id: str | None = None
 
     @property
     def _backend(self) -> Any:
@@ -125,6 +129,7 @@ class Sandboxes:
     async def _drop(self, sandbox_id: str) -> None:
         """Forget a sandbox found gone, closing its object's channel (and removing what
         is left of it: a sandbox that is not running is never used again)."""
+        await self._close_session(sandbox_id)
         sbx = self._attached.pop(sandbox_id, None)
         self._attaching.pop(sandbox_id, None)
         if sbx is not None:
@@ -134,6 +139,7 @@ class Sandboxes:
     async def kill(self, sandbox_id: str) -> None:
         """Remove the sandbox (404 if it is not one of this server's)."""
         await self.info(sandbox_id)
+        await self._close_session(sandbox_id)
         sbx = self._attached.pop(sandbox_id, None)
         self._attaching.pop(sandbox_id, None)
         with mapped(sandbox_id):
@@ -203,3 +209,87 @@ class Sandboxes:
                 sbx = await AsyncSandbox.connect(sandbox_id, timeout, backend=self._backend)
             self._attached[sandbox_id] = sbx
             return sbx, True
+
+    # -- envd and interpreter requests ----------------------------------------------
+    async def session(self, sandbox_id: str) -> Session:
+        """The session of a running sandbox of this server, for envd and interpreter
+        requests (never resumes a paused one).
+
+        Raises:
+            ApiError: 502 "The sandbox … was not found" (E2B's proxy answer, which the
+                SDKs map to ``SandboxNotRunningException``) for an unknown, paused or
+                gone sandbox, or one of another server.
+        """
+        found = self._sessions.get(sandbox_id)
+        if found is not None and not found.gone:
+            return found
+        try:
+            info = await self.info(sandbox_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise gone(sandbox_id) from None
+            raise
+        if info.state != SandboxState.RUNNING:
+            raise gone(sandbox_id)
+        sbx, _ = await self._attach(sandbox_id)
+        found = self._sessions.get(sandbox_id)
+        if found is None or found.gone:
+            if found is not None:
+                await found.aclose()
+            found = Session(sandbox_id, sbx, self.settings.access_token(sandbox_id))
+            self._sessions[sandbox_id] = found
+        return found
+
+    async def shared_session(self) -> Session:
+        """The one shared sandbox of E2B's debug mode (clients that address no
+        sandbox), made on first use from the ``base`` template; killed when the server
+        stops."""
+        async with self._shared_lock:
+            if self._shared_id is not None:
+                try:
+                    return await self.session(self._shared_id)
+                except ApiError:
+                    self._shared_id = None
+            sbx = await self.create(
+                template="base",
+                timeout=self.settings.max_timeout,
+                metadata={SHARED_KEY: "1"},
+                envs={},
+                allow_internet_access=None,
+                network=None,
+                auto_pause=False,
+            )
+            self._shared_id = sbx.sandbox_id
+            return await self.session(sbx.sandbox_id)
+
+    async def owned_ids(self) -> list[str]:
+        """The ids of this server's running sandboxes (attached first)."""
+        known = list(self._sessions)
+        with mapped():
+            listed = await AsyncSandbox.list(
+                SandboxQuery(
+                    metadata={OWNER_KEY: self.settings.owner}, state=[SandboxState.RUNNING]
+                ),
+                backend=self._backend,
+            ).next_items()
+        return known + [i.sandbox_id for i in listed if i.sandbox_id not in known]
+
+    async def _close_session(self, sandbox_id: str) -> None:
+        session = self._sessions.pop(sandbox_id, None)
+        if session is not None:
+            await session.aclose()
+
+    async def aclose(self) -> None:
+        """Close every session (the sandboxes keep running until their deadline) and
+        kill the debug mode's shared sandbox."""
+        for sandbox_id in list(self._sessions):
+            await self._close_session(sandbox_id)
+        if self._shared_id is not None:
+            with contextlib.suppress(ApiError):
+                await self.kill(self._shared_id)
+            self._shared_id = None
+
+
+def gone(sandbox_id: str) -> ApiError:
+    """502 for a sandbox envd requests cannot reach, worded as E2B's proxy does."""
+    return ApiError(502, f"The sandbox {sandbox_id} was not found")

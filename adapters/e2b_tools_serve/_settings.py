@@ -25,6 +25,8 @@ OWNER_KEY = "e2b-tools-serve"
 """Metadata key that marks the sandboxes of one server secret (hidden from SDKs)."""
 TEMPLATE_KEY = "e2b-tools-serve-template"
 """Metadata key holding the E2B template name a sandbox was created from (hidden)."""
+SHARED_KEY = "e2b-tools-serve-shared"
+"""Metadata key of the debug mode's shared sandbox (hidden)."""
 HIDDEN_KEYS = frozenset({OWNER_KEY, TEMPLATE_KEY})
 
 API_KEY_PATTERN = re.compile(r"^e2b_[0-9a-f]{16,128}$")

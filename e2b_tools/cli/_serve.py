@@ -25,8 +25,6 @@ SERVE_MISSING = (
     "brings the e2b_tools_serve adapter, starlette and uvicorn)"
 )
 KEY_PATTERN = re.compile(r"^e2b_[0-9a-f]{16,128}$")
-ENVD_PORT = 49983
-"""Port E2B's SDKs reach a sandbox's envd on (``E2B_SANDBOX_URL``)."""
 
 
 def config_path() -> Path:
@@ -71,17 +69,17 @@ def _templates(
 
 
 def _url_host(host: str) -> str:
-    if host in ("0.0.0.0", "::", ""):
+    if host in ("0.0.0.0", "::", "", "localhost"):
         return "127.0.0.1"
     return f"[{host}]" if ":" in host else host
 
 
-def env_lines(host: str, port: int, api_key: str) -> list[str]:
+def env_lines(host: str, port: int, envd_port: int, api_key: str) -> list[str]:
     """The ``export`` lines that point the E2B SDKs at the server."""
     base = f"http://{_url_host(host)}"
     return [
         f"export E2B_API_URL={base}:{port}",
-        f"export E2B_SANDBOX_URL={base}:{ENVD_PORT}",
+        f"export E2B_SANDBOX_URL={base}:{envd_port}",
         f"export E2B_API_KEY={api_key}",
     ]
 
@@ -91,10 +89,30 @@ def _load_server() -> ModuleType:
 
 
 @click.command("serve", short_help="Serve E2B's API for the real E2B SDKs.")
-@click.option("--port", default=3000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--port",
+    default=3000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="port of the REST API (E2B_API_URL)",
+)
+@click.option(
+    "--envd-port",
+    default=49983,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    help="port of the sandboxes' envd and code interpreter (E2B_SANDBOX_URL)",
+)
+@click.option(
+    "--interpreter-port",
+    default=49999,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="port of the code interpreter for old SDKs in E2B_DEBUG mode (0: none)",
+)
 @click.option(
     "--host",
-    default="127.0.0.1",
+    default="localhost",
     show_default=True,
     help="address to listen on (loopback only unless --allow-remote)",
 )
@@ -127,6 +145,8 @@ def _load_server() -> ModuleType:
 @click.option("--print-env", is_flag=True, help="print the export lines for the SDKs and exit")
 def serve(
     port: int,
+    envd_port: int,
+    interpreter_port: int,
     host: str,
     allow_remote: bool,
     api_key: str | None,
@@ -148,7 +168,7 @@ def serve(
         if not allow_remote:
             raise click.UsageError(
                 f"--host {host} is reachable from other machines; pass --allow-remote "
-                "and an --api-key to serve there, or keep the default 127.0.0.1"
+                "and an --api-key to serve there, or keep the default localhost"
             )
         if api_key is None:
             raise click.UsageError("--allow-remote needs an explicit --api-key")
@@ -159,7 +179,7 @@ def serve(
     path = config_path()
     stored = load_or_create_config(path)
     key = api_key or stored["api_key"]
-    lines = env_lines(host, port, key)
+    lines = env_lines(host, port, envd_port, key)
     if print_env:
         click.echo("\n".join(lines))
         return 0
@@ -171,6 +191,14 @@ def serve(
     )
     click.echo(f"e2b-tools serve: E2B's API on http://{_url_host(host)}:{port}", err=True)
     click.echo("point the E2B SDKs at it with:\n  " + "\n  ".join(lines), err=True)
-    click.echo("(control plane only: commands, files and run_code are not served yet)", err=True)
-    server.serve(settings, host=host, port=port)
+    try:
+        server.serve(
+            settings,
+            host=host,
+            port=port,
+            envd_port=envd_port,
+            interpreter_port=interpreter_port or None,
+        )
+    except OSError as exc:
+        raise CLIError(f"{exc} (choose other ports with --port / --envd-port)") from None
     return 0

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import run_e2b_sdk, serving
+from helpers import Served, run_e2b_sdk, serving
 
 from e2b_tools import Sandbox
 from e2b_tools_serve import ServeSettings
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture
-def server(image: str) -> Iterator[str]:
+def server(image: str) -> Iterator[Served]:
     """The control plane on the default Docker backend, under uvicorn in a thread on an
     ephemeral loopback port; every sandbox it made is killed after the test."""
     settings = ServeSettings(api_key=KEY, templates={"base": image})
@@ -33,7 +33,7 @@ def server(image: str) -> Iterator[str]:
         yield url
 
 
-def _run_sdk(url: str, script: str) -> dict[str, Any]:
+def _run_sdk(url: Served, script: str) -> dict[str, Any]:
     return run_e2b_sdk(url, script, KEY, timeout=240)
 
 
@@ -67,7 +67,7 @@ LIFECYCLE = """
 
 
 @pytest.mark.timeout(300)
-def test_the_sdk_lists_connects_pauses_and_kills(server: str) -> None:
+def test_the_sdk_lists_connects_pauses_and_kills(server: Served) -> None:
     out = _run_sdk(server, LIFECYCLE)
     a, b = out["ids"]
     assert out["red"] == [a] and out["both"] == sorted([a, b])
@@ -98,14 +98,14 @@ DEADLINE = """
 
 
 @pytest.mark.timeout(300)
-def test_the_deadline_removes_a_sandbox_made_through_the_sdk(server: str) -> None:
+def test_the_deadline_removes_a_sandbox_made_through_the_sdk(server: Served) -> None:
     out = _run_sdk(server, DEADLINE)
     assert out.get("gone_after") is True, out
 
 
 @pytest.mark.timeout(300)
-def test_a_served_sandbox_is_a_full_e2b_tools_sandbox(server: str) -> None:
-    with httpx.Client(base_url=server, timeout=120) as http:
+def test_a_served_sandbox_is_a_full_e2b_tools_sandbox(server: Served) -> None:
+    with httpx.Client(base_url=server.api, timeout=120) as http:
         made = http.post(
             "/v2/sandboxes",
             json={"templateID": "base", "allow_internet_access": True, "envVars": {"X": "1"}},

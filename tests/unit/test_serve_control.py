@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import kill_all_served, run_e2b_sdk, serving
+from helpers import Served, kill_all_served, run_e2b_sdk, serving
 from local_backend import LocalBackend
 from starlette.testclient import TestClient
 
@@ -273,7 +273,7 @@ def test_list_filters_are_checked(client: TestClient) -> None:
 
 
 @pytest.fixture
-def server(backend: LocalBackend) -> Iterator[str]:
+def server(backend: LocalBackend) -> Iterator[Served]:
     """The control plane under uvicorn in a thread on an ephemeral loopback port."""
     with serving(_settings(backend), start_wait=5.0, stop_wait=10.0, kill_wait=30.0) as url:
         yield url
@@ -322,13 +322,13 @@ SDK_SCRIPT = textwrap.dedent(
 )
 
 
-def _run_sdk(url: str, script: str, key: str = KEY) -> dict[str, Any]:
+def _run_sdk(url: Served, script: str, key: str = KEY) -> dict[str, Any]:
     return run_e2b_sdk(url, script, key, timeout=150)
 
 
 @pytest.mark.skipif(sys.version_info < (3, 11), reason="the latest e2b SDK needs Python 3.11")
 @pytest.mark.timeout(300)
-def test_the_real_e2b_sdk_drives_the_control_plane(server: str) -> None:
+def test_the_real_e2b_sdk_drives_the_control_plane(server: Served) -> None:
     out = _run_sdk(server, SDK_SCRIPT)
     assert out["state"] == "running" and out["metadata"] == {"suite": "serve-sdk"}
     assert out["end_after"] > out["end_before"]
@@ -385,10 +385,14 @@ def test_remote_hosts_need_allow_remote_and_a_key(
     assert code == 2 and "e2b_" in err
     code, _, err = _cli(["serve", "--template", "nope"], capsys)
     assert code == 2 and "NAME=IMAGE" in err
-    calls: list[tuple[ServeSettings, str, int]] = []
-    monkeypatch.setattr(
-        e2b_tools_serve, "serve", lambda s, host, port: calls.append((s, host, port))
-    )
+    calls: list[tuple[ServeSettings, str, int, int, int | None]] = []
+
+    def fake_serve(
+        s: ServeSettings, host: str, port: int, envd_port: int, interpreter_port: int | None
+    ) -> None:
+        calls.append((s, host, port, envd_port, interpreter_port))
+
+    monkeypatch.setattr(e2b_tools_serve, "serve", fake_serve)
     code, _, err = _cli(
         [
             "serve",
@@ -402,12 +406,17 @@ def test_remote_hosts_need_allow_remote_and_a_key(
             "--internet",
             "--port",
             "3999",
+            "--envd-port",
+            "4000",
+            "--interpreter-port",
+            "0",
         ],
         capsys,
     )
-    assert code == 0 and KEY in err and "not served yet" in err
-    settings, host, port = calls[0]
-    assert (host, port, settings.api_key, settings.network) == ("0.0.0.0", 3999, KEY, "full")
+    assert code == 0 and KEY in err and "export E2B_SANDBOX_URL=http://127.0.0.1:4000" in err
+    settings, host, port, envd_port, interpreter_port = calls[0]
+    assert (host, port, envd_port, interpreter_port) == ("0.0.0.0", 3999, 4000, None)
+    assert (settings.api_key, settings.network) == (KEY, "full")
     assert settings.image_for("py") == "python:3.12-slim" and settings.image_for("base") is None
     assert _cli(["serve", "--host", "::1"], capsys)[0] == 0  # loopback, v6
     assert calls[1][0].network == "none"
@@ -422,12 +431,16 @@ def test_serve_without_the_extra_says_what_to_install(
 
 
 def test_the_serve_command_serves_until_interrupted(tmp_path: Path) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    ports = []
+    for _ in range(3):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    port, envd_port, interpreter_port = ports
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
     env.pop("E2B_TOOLS_SERVE_API_KEY", None)
     command = [sys.executable, "-m", "e2b_tools.cli", "serve", "--port", str(port)]
+    command += ["--envd-port", str(envd_port), "--interpreter-port", str(interpreter_port)]
     printed = subprocess.run(
         [*command, "--print-env"], env=env, capture_output=True, text=True, timeout=60
     )
@@ -446,8 +459,13 @@ def test_the_serve_command_serves_until_interrupted(tmp_path: Path) -> None:
         assert reply.status_code == 404 and reply.json()["code"] == 404
         assert httpx.get(f"{url}/v2/sandboxes", timeout=5).status_code == 401
         assert "server" not in httpx.get(f"{url}/x", timeout=5).headers
+        for listener in (envd_port, interpreter_port):  # no sandbox named: 401
+            sandbox_url = f"http://127.0.0.1:{listener}/files?path=x"
+            answer = httpx.get(sandbox_url, headers={"X-Access-Token": "x"}, timeout=5)
+            assert answer.status_code == 401 and answer.json()["code"] == 401
     finally:
         process.send_signal(2)  # SIGINT, as Ctrl-C
         _, err = process.communicate(timeout=30)
     assert process.returncode in (0, 130), err
-    assert f"export E2B_API_KEY={key}" in err and "not served yet" in err
+    assert f"export E2B_API_KEY={key}" in err
+    assert f"export E2B_SANDBOX_URL=http://127.0.0.1:{envd_port}" in err
