@@ -92,22 +92,28 @@ SDK_REQUIREMENTS = Path(__file__).resolve().parent / "e2b-sdk-requirements.txt"
 
 
 def e2b_sdk_python() -> Path:
-    """The python of a side venv holding the real E2B SDKs (``e2b-sdk-requirements.txt``),
-    made under ``build/`` on first use and kept while the requirements are unchanged.
+    """The python of a side venv holding the latest real E2B SDKs
+    (``e2b-sdk-requirements.txt``); see :func:`side_python`.
 
     The SDK's own dependencies (connectrpc, protobuf) pin versions the project's venv
     must not be tied to, so it lives apart and the tests drive it as a subprocess.
     """
+    return side_python(SDK_REQUIREMENTS)
+
+
+def side_python(requirements: Path, timeout: float = 900) -> Path:
+    """The python of a side venv made from ``requirements`` under ``build/sdk-venvs/``
+    on first use, kept while the file is unchanged (its digest names the venv)."""
     import hashlib
 
-    digest = hashlib.sha256(SDK_REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    venv = SDK_REQUIREMENTS.parents[1] / "build" / "sdk-venvs" / f"e2b-{digest}"
+    digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+    venv = SDK_REQUIREMENTS.parents[1] / "build" / "sdk-venvs" / f"{requirements.stem}-{digest}"
     python = venv / "bin" / "python"
     ready = venv / ".installed"
     if not ready.exists():
         subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
         pip = [str(python), "-m", "pip", "install", "-qq", "--disable-pip-version-check"]
-        subprocess.run([*pip, "-r", str(SDK_REQUIREMENTS)], check=True, timeout=600)
+        subprocess.run([*pip, "-r", str(requirements)], check=True, timeout=timeout)
         ready.touch()
     return python
 
