@@ -143,11 +143,17 @@ class Served:
 
 @contextlib.contextmanager
 def serving(
-    settings: Any, *, start_wait: float = 10.0, stop_wait: float = 15.0, kill_wait: float = 60.0
+    settings: Any,
+    *,
+    start_wait: float = 10.0,
+    stop_wait: float = 15.0,
+    kill_wait: float = 60.0,
+    interpreter_port: int = 0,
 ) -> Iterator[Served]:
     """``e2b-tools serve`` for ``settings``: its three listeners under uvicorn on one
-    event loop in a thread, on ephemeral loopback ports. Kills every sandbox the
-    server lists (and its debug mode's shared one) after."""
+    event loop in a thread, on ephemeral loopback ports (the interpreter's own on
+    ``interpreter_port`` when given: E2B's debug mode needs 49999). Kills every
+    sandbox the server lists (and its debug mode's shared one) after."""
     import asyncio
     import threading
 
@@ -158,10 +164,10 @@ def serving(
 
     served_apps = apps(settings)
     socks = []
-    for _ in range(3):
+    for port in (0, 0, interpreter_port):
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", port))
         socks.append(sock)
     urls = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in socks]
     servers = [

@@ -175,6 +175,7 @@ class Sandboxes:
         if info.state == SandboxState.PAUSED:
             raise ApiError(409, f"sandbox {sandbox_id} is already paused")
         sbx, _ = await self._attach(sandbox_id)
+        await self._close_session(sandbox_id)  # its streams end; requests get 502
         with mapped(sandbox_id):
             await sbx.pause()
 

@@ -4,9 +4,10 @@ before any handler runs.
 
 Which sandbox a request is for, in this order (``docs/serve.md``):
 
-1. the ``E2b-Sandbox-Id`` header (every SDK since ``e2b`` 2.7 sends it), the fixed id
-   ``debug_sandbox_id`` (``E2B_DEBUG=true`` clients) meaning the server's one shared
-   sandbox;
+1. the ``E2b-Sandbox-Id`` header (every SDK since ``e2b`` 2.7 sends it); the fixed id
+   ``debug_sandbox_id`` (``E2B_DEBUG=true`` clients), or no id, token nor signature
+   at all, means the server's one shared sandbox, only when
+   ``ServeSettings.debug_sandbox`` is on (else 401/502);
 2. else the ``X-Access-Token`` header (old code interpreters in debug mode): the
    sandbox whose token it is;
 3. else, for ``/files`` with a ``signature`` (a pre-signed URL), the sandbox whose
@@ -54,6 +55,13 @@ DEBUG_SANDBOX_ID = "debug_sandbox_id"
 """The id E2B's SDKs (2.31 and later) use in debug mode without creating a sandbox."""
 
 CONNECT_PREFIXES = ("/process.", "/filesystem.")
+CONNECT_CODES = {400: "invalid_argument", 401: "unauthenticated", 403: "permission_denied"}
+"""Refusals of the guard as Connect codes, for envd's RPC paths (E2B's proxy answers
+502 with its own JSON body, which the SDKs read as it is)."""
+USERS = (None, "user")
+"""The E2B users a request may name: the default one. ``root`` (or any other) is
+refused, as ``e2b_tools.Sandbox.commands.run(user=...)`` refuses it: commands, files
+and code run as the sandbox's unprivileged user, and root stays out of their reach."""
 
 
 def file_signature(
@@ -129,11 +137,10 @@ class SandboxGuard:
     @staticmethod
     def _refuse(scope: Scope, exc: ApiError) -> Response:
         path = str(scope.get("path", ""))
-        if exc.status == 401 and path.startswith(CONNECT_PREFIXES):
-            # A Connect client reads the code name from the body.
-            return JSONResponse(
-                {"code": "unauthenticated", "message": exc.message}, status_code=401
-            )
+        code = CONNECT_CODES.get(exc.status)
+        if code is not None and path.startswith(CONNECT_PREFIXES):
+            # A Connect client reads the code's name from the body.
+            return JSONResponse({"code": code, "message": exc.message}, status_code=exc.status)
         return error_response(exc.status, exc.message)
 
     async def _admit(self, scope: Scope) -> ASGIApp:
@@ -148,7 +155,9 @@ class SandboxGuard:
         signed = path == "/files" and "signature" in query and token is None
         session = await self._session(headers.get("e2b-sandbox-id"), token, signed, query, scope)
         if port not in (ENVD_PORT, INTERPRETER_PORT):
-            raise ApiError(502, f"The sandbox {session.sandbox_id} port {port} is not open")
+            raise ApiError(
+                502, f"The sandbox {session.sandbox_id} is running but port is not open: {port}"
+            )
         free = path == "/health" or (port == INTERPRETER_PORT and path.startswith("/contexts"))
         if signed:
             if not signature_valid(query, scope["method"], session.access_token, self.clock()):
@@ -157,9 +166,17 @@ class SandboxGuard:
             token is None or not hmac.compare_digest(token.encode(), session.access_token.encode())
         ):
             raise ApiError(401, "missing or wrong X-Access-Token (the sandbox's envdAccessToken)")
+        user = query.get("username") or basic_user(headers.get("authorization"))
+        if user not in USERS:
+            raise ApiError(
+                400,
+                f"user {user!r} is not available: e2b-tools sandboxes run commands, files "
+                "and code as their one unprivileged user ('user'), and keep root out of "
+                "its reach; drop user=",
+            )
         state = scope.setdefault("state", {})
         state["session"] = session
-        state["user"] = query.get("username") or basic_user(headers.get("authorization"))
+        state["user"] = user
         return self.interpreter if port == INTERPRETER_PORT else self.envd
 
     async def _session(
@@ -170,8 +187,15 @@ class SandboxGuard:
         query: dict[str, str],
         scope: Scope,
     ) -> Session:
-        if sandbox_id == DEBUG_SANDBOX_ID:
-            return await self.sandboxes.shared_session()
+        debug = self.sandboxes.settings.debug_sandbox
+        if sandbox_id == DEBUG_SANDBOX_ID or not (sandbox_id or token or signed):
+            if debug:
+                return await self.sandboxes.shared_session()
+            raise ApiError(
+                401 if sandbox_id is None else 502,
+                "the request names no sandbox (E2B's debug mode: start e2b-tools serve "
+                "with --debug-sandbox to serve one shared sandbox to such clients)",
+            )
         if sandbox_id:
             return await self.sandboxes.session(sandbox_id)
         for candidate in await self.sandboxes.owned_ids():
@@ -180,8 +204,6 @@ class SandboxGuard:
                 return await self.sandboxes.session(candidate)
             if signed and signature_valid(query, scope["method"], expected, self.clock()):
                 return await self.sandboxes.session(candidate)
-        if token is None and not signed:
-            return await self.sandboxes.shared_session()
         raise ApiError(401, "no sandbox of this server has that access token or signature")
 
 

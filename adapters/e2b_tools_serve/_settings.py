@@ -64,6 +64,10 @@ class ServeSettings:
     """Largest control-plane request body (413 beyond)."""
     max_timeout: int = 24 * 3600
     """Largest sandbox lifetime a request may ask for, in seconds."""
+    debug_sandbox: bool = False
+    """Serve E2B's debug mode (``E2B_DEBUG=true`` with ``e2b`` 2.31 and later): one
+    shared sandbox, made on first use, for requests that name no sandbox and carry no
+    token. Off by default: any local process can then run code in that sandbox."""
 
     def __post_init__(self) -> None:
         if not API_KEY_PATTERN.match(self.api_key):

@@ -142,6 +142,12 @@ def _load_server() -> ModuleType:
     help="sandboxes get the internet unless a request says allow_internet_access=false "
     "(E2B's default; off unless given)",
 )
+@click.option(
+    "--debug-sandbox",
+    is_flag=True,
+    help="serve E2B_DEBUG=true clients (e2b 2.31 and later) one shared sandbox; any "
+    "local process can use it",
+)
 @click.option("--print-env", is_flag=True, help="print the export lines for the SDKs and exit")
 def serve(
     port: int,
@@ -152,12 +158,14 @@ def serve(
     api_key: str | None,
     templates: dict[str, str],
     internet: bool,
+    debug_sandbox: bool,
     print_env: bool,
 ) -> int:
     """Serve E2B's REST API so the real E2B SDKs run against e2b-tools sandboxes.
 
-    Only the control plane for now (create, list, connect, kill, timeouts): commands,
-    files and run_code through the SDK are not served yet. See docs/serve.md.
+    The control plane (create, list, connect, kill, timeouts) on --port; commands,
+    files and run_code (envd and the code interpreter) on --envd-port, and on
+    --interpreter-port for old SDKs in E2B_DEBUG mode. See docs/serve.md.
 
     e2b-tools serve
 
@@ -188,6 +196,7 @@ def serve(
         secret=bytes.fromhex(stored["secret"]),
         templates=templates,
         network="full" if internet else "none",
+        debug_sandbox=debug_sandbox,
     )
     click.echo(f"e2b-tools serve: E2B's API on http://{_url_host(host)}:{port}", err=True)
     click.echo("point the E2B SDKs at it with:\n  " + "\n  ".join(lines), err=True)
