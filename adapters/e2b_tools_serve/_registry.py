@@ -263,6 +263,10 @@ class Sandboxes:
             self._shared_id = sbx.sandbox_id
             return await self.session(sbx.sandbox_id)
 
+    async def attached_ids(self) -> list[str]:
+        """The ids of the sandboxes with a session now (no engine call)."""
+        return list(self._sessions)
+
     async def owned_ids(self) -> list[str]:
         """The ids of this server's running sandboxes (attached first)."""
         known = list(self._sessions)

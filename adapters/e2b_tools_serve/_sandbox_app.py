@@ -198,12 +198,14 @@ class SandboxGuard:
             )
         if sandbox_id:
             return await self.sandboxes.session(sandbox_id)
-        for candidate in await self.sandboxes.owned_ids():
-            expected = self.sandboxes.settings.access_token(candidate)
-            if token is not None and hmac.compare_digest(token.encode(), expected.encode()):
-                return await self.sandboxes.session(candidate)
-            if signed and signature_valid(query, scope["method"], expected, self.clock()):
-                return await self.sandboxes.session(candidate)
+        # The attached sandboxes first; the engine's list only when none matches.
+        for candidates in (self.sandboxes.attached_ids, self.sandboxes.owned_ids):
+            for candidate in await candidates():
+                expected = self.sandboxes.settings.access_token(candidate)
+                if token is not None and hmac.compare_digest(token.encode(), expected.encode()):
+                    return await self.sandboxes.session(candidate)
+                if signed and signature_valid(query, scope["method"], expected, self.clock()):
+                    return await self.sandboxes.session(candidate)
         raise ApiError(401, "no sandbox of this server has that access token or signature")
 
 

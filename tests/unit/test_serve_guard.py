@@ -127,20 +127,21 @@ def test_a_token_alone_finds_its_sandbox(served: Served) -> None:
 def test_a_signed_file_url_finds_its_sandbox_and_expires(served: Served) -> None:
     sid, token = _create(served)
     now = int(time.time())
-    good = file_signature("a.txt", "read", None, token, now + 60)
-    ok = _get(served.sandbox, f"/files?path=a.txt&signature={good}&signature_expiration={now + 60}")
-    assert ok.status_code != 401, ok.text
-    old = file_signature("a.txt", "read", None, token, now - 1)
-    expired = _get(
-        served.sandbox, f"/files?path=a.txt&signature={old}&signature_expiration={now - 1}"
-    )
-    assert expired.status_code == 401
-    elsewhere = _get(
-        served.sandbox, f"/files?path=b.txt&signature={good}&signature_expiration={now + 60}"
-    )
-    assert elsewhere.status_code == 401
-    write_sig = file_signature("a.txt", "write", None, token, None)
-    assert _get(served.sandbox, f"/files?path=a.txt&signature={write_sig}").status_code == 401
+
+    def signed(path: str, op: str, expiration: int | None, signs: str = "") -> httpx.Response:
+        query = {
+            "path": path,
+            "signature": file_signature(signs or path, op, None, token, expiration),
+        }
+        if expiration is not None:
+            query["signature_expiration"] = str(expiration)
+        return httpx.get(f"{served.sandbox}/files", params=query, timeout=30)
+
+    assert signed("a.txt", "read", now + 60).status_code != 401
+    assert signed("a.txt", "read", None).status_code != 401
+    assert signed("a.txt", "read", now - 1).status_code == 401  # expired
+    assert signed("b.txt", "read", now + 60, signs="a.txt").status_code == 401  # another path
+    assert signed("a.txt", "write", None).status_code == 401  # signed for an upload
     assert sid
 
 
