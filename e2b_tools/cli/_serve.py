@@ -22,7 +22,7 @@ from ._common import CLIError, load_extra
 
 SERVE_MISSING = (
     "the E2B-compatible server is not installed: pip install 'e2b-tools[serve]' (it "
-    "brings the e2b_tools_serve adapter, starlette and uvicorn)"
+    "brings the e2b_tools_serve adapter, starlette, uvicorn and python-multipart)"
 )
 KEY_PATTERN = re.compile(r"^e2b_[0-9a-f]{16,128}$")
 
@@ -85,7 +85,9 @@ def env_lines(host: str, port: int, envd_port: int, api_key: str) -> list[str]:
 
 
 def _load_server() -> ModuleType:
-    return load_extra("e2b_tools_serve", ("starlette", "uvicorn"), SERVE_MISSING)
+    return load_extra(
+        "e2b_tools_serve", ("starlette", "uvicorn", "python_multipart"), SERVE_MISSING
+    )
 
 
 @click.command("serve", short_help="Serve E2B's API for the real E2B SDKs.")
