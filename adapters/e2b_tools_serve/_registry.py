@@ -62,6 +62,7 @@ class Sandboxes:
         self._attached: dict[str, AsyncSandbox] = {}
         self._attaching: dict[str, asyncio.Lock] = {}
         self._sessions: dict[str, Session] = {}
+        self._killing: set[str] = set()
         self._shared_lock = asyncio.Lock()
         self._shared_id: str | None = None
 
@@ -139,14 +140,18 @@ class Sandboxes:
     async def kill(self, sandbox_id: str) -> None:
         """Remove the sandbox (404 if it is not one of this server's)."""
         await self.info(sandbox_id)
-        await self._close_session(sandbox_id)
-        sbx = self._attached.pop(sandbox_id, None)
-        self._attaching.pop(sandbox_id, None)
-        with mapped(sandbox_id):
-            if sbx is not None:
-                killed = await sbx.kill()
-            else:
-                killed = await AsyncSandbox.kill(sandbox_id, backend=self._backend)
+        self._killing.add(sandbox_id)  # no new session while it goes down
+        try:
+            await self._close_session(sandbox_id)
+            sbx = self._attached.pop(sandbox_id, None)
+            self._attaching.pop(sandbox_id, None)
+            with mapped(sandbox_id):
+                if sbx is not None:
+                    killed = await sbx.kill()
+                else:
+                    killed = await AsyncSandbox.kill(sandbox_id, backend=self._backend)
+        finally:
+            self._killing.discard(sandbox_id)
         if not killed:
             raise not_found(sandbox_id)
 
@@ -221,6 +226,8 @@ class Sandboxes:
                 SDKs map to ``SandboxNotRunningException``) for an unknown, paused or
                 gone sandbox, or one of another server.
         """
+        if sandbox_id in self._killing:
+            raise gone(sandbox_id)
         found = self._sessions.get(sandbox_id)
         if found is not None and not found.gone:
             return found
@@ -233,6 +240,8 @@ class Sandboxes:
         if info.state != SandboxState.RUNNING:
             raise gone(sandbox_id)
         sbx, _ = await self._attach(sandbox_id)
+        if sandbox_id in self._killing:  # a kill began while this request looked
+            raise gone(sandbox_id)
         found = self._sessions.get(sandbox_id)
         if found is None or found.gone:
             if found is not None:

@@ -149,19 +149,28 @@ async def _stream(
     request: Request, messages: AsyncIterator[Json], deadline: Deadline
 ) -> AsyncIterator[bytes]:
     error: ConnectError | None = None
+    pending: asyncio.Future[Json] | None = None
     try:
         while True:
-            try:
-                message = await asyncio.wait_for(anext(messages), deadline.remaining())
-            except StopAsyncIteration:
-                break
-            except asyncio.TimeoutError:
+            pending = asyncio.ensure_future(anext(messages))
+            done, _ = await asyncio.wait({pending}, timeout=deadline.remaining())
+            if not done:
                 error = ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
+                break
+            finished, pending = pending, None
+            try:
+                message = finished.result()
+            except StopAsyncIteration:
                 break
             yield encode_message(message)
     except Exception as exc:
         error = _as_connect(exc, request)
     finally:
+        # The handler's pending step runs in its own task: stop it before closing the
+        # handler (also when the client left and this generator is being cancelled).
+        if pending is not None:
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
         closer = getattr(messages, "aclose", None)
         if closer is not None:
             await closer()
