@@ -153,12 +153,19 @@ class SandboxGuard:
         query = dict(urllib.parse.parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         token = headers.get("x-access-token")
         signed = path == "/files" and "signature" in query and token is None
-        session = await self._session(headers.get("e2b-sandbox-id"), token, signed, query, scope)
+        sandbox_id = headers.get("e2b-sandbox-id")
+        session = await self._session(sandbox_id, token, signed, query, scope)
+        # E2B's debug-mode clients have no token: --debug-sandbox opens the shared one.
+        shared = sandbox_id == DEBUG_SANDBOX_ID or not (sandbox_id or token or signed)
         if port not in (ENVD_PORT, INTERPRETER_PORT):
             raise ApiError(
                 502, f"The sandbox {session.sandbox_id} is running but port is not open: {port}"
             )
-        free = path == "/health" or (port == INTERPRETER_PORT and path.startswith("/contexts"))
+        free = (
+            shared
+            or path == "/health"
+            or (port == INTERPRETER_PORT and path.startswith("/contexts"))
+        )
         if signed:
             if not signature_valid(query, scope["method"], session.access_token, self.clock()):
                 raise ApiError(401, "the file URL's signature is invalid or has expired")
@@ -206,6 +213,9 @@ class SandboxGuard:
                     return await self.sandboxes.session(candidate)
                 if signed and signature_valid(query, scope["method"], expected, self.clock()):
                     return await self.sandboxes.session(candidate)
+        expiration = query.get("signature_expiration", "")
+        if signed and expiration.isdigit() and int(expiration) < self.clock():
+            raise ApiError(401, "the file URL's signature has expired")
         raise ApiError(401, "no sandbox of this server has that access token or signature")
 
 
