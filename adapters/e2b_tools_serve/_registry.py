@@ -217,9 +217,12 @@ class Sandboxes:
             return sbx, True
 
     # -- envd and interpreter requests ----------------------------------------------
-    async def session(self, sandbox_id: str) -> Session:
+    async def session(self, sandbox_id: str, *, verify: bool = False) -> Session:
         """The session of a running sandbox of this server, for envd and interpreter
         requests (never resumes a paused one).
+
+        ``verify`` asks the engine even when a session is open (``/health``: a
+        sandbox removed at its deadline is found gone at once).
 
         Raises:
             ApiError: 502 "The sandbox … was not found" (E2B's proxy answer, which the
@@ -229,7 +232,7 @@ class Sandboxes:
         if sandbox_id in self._killing:
             raise gone(sandbox_id)
         found = self._sessions.get(sandbox_id)
-        if found is not None and not found.gone:
+        if found is not None and not found.gone and not verify:
             return found
         try:
             info = await self.info(sandbox_id)
@@ -238,7 +241,10 @@ class Sandboxes:
                 raise gone(sandbox_id) from None
             raise
         if info.state != SandboxState.RUNNING:
+            await self._close_session(sandbox_id)
             raise gone(sandbox_id)
+        if found is not None and not found.gone:
+            return found
         sbx, _ = await self._attach(sandbox_id)
         if sandbox_id in self._killing:  # a kill began while this request looked
             raise gone(sandbox_id)

@@ -151,30 +151,49 @@ async def _stream(
     error: ConnectError | None = None
     pending: asyncio.Future[Json] | None = None
     try:
-        while True:
-            pending = asyncio.ensure_future(anext(messages))
-            done, _ = await asyncio.wait({pending}, timeout=deadline.remaining())
-            if not done:
-                error = ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
-                break
-            finished, pending = pending, None
-            try:
-                message = finished.result()
-            except StopAsyncIteration:
-                break
-            yield encode_message(message)
-    except Exception as exc:
-        error = _as_connect(exc, request)
+        try:
+            while True:
+                pending = asyncio.ensure_future(anext(messages))
+                done, _ = await asyncio.wait({pending}, timeout=deadline.remaining())
+                if not done:
+                    error = ConnectError(Code.DEADLINE_EXCEEDED, "the call's deadline passed")
+                    break
+                finished, pending = pending, None
+                try:
+                    message = finished.result()
+                except StopAsyncIteration:
+                    break
+                yield encode_message(message)
+        except Exception as exc:
+            error = _as_connect(exc, request)
+        # The end goes out before the handler's clean-up (at a deadline, a client
+        # whose own read timeout runs from the last message must not wait for it).
+        yield end_stream(error)
     finally:
-        # The handler's pending step runs in its own task: stop it before closing the
-        # handler (also when the client left and this generator is being cancelled).
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-        closer = getattr(messages, "aclose", None)
-        if closer is not None:
+        # The handler's pending step runs in its own task: stop it, then close the
+        # handler. When the client left, this generator is being cancelled, and the
+        # cancellation would hit every await here again: the clean-up runs shielded,
+        # to its end, whatever happens to this generator.
+        cleanup = asyncio.ensure_future(_close(pending, messages))
+        _CLEANUPS.add(cleanup)
+        cleanup.add_done_callback(_CLEANUPS.discard)
+        await asyncio.shield(cleanup)
+
+
+_CLEANUPS: set[asyncio.Future[None]] = set()
+"""Clean-ups in flight (the loop keeps only weak references to tasks)."""
+
+
+async def _close(pending: asyncio.Future[Json] | None, messages: AsyncIterator[Json]) -> None:
+    if pending is not None:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+    closer = getattr(messages, "aclose", None)
+    if closer is not None:
+        try:
             await closer()
-    yield end_stream(error)
+        except Exception:
+            log.exception("closing a stream handler failed")
 
 
 def client_stream(

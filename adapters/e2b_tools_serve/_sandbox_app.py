@@ -204,7 +204,9 @@ class SandboxGuard:
                 "with --debug-sandbox to serve one shared sandbox to such clients)",
             )
         if sandbox_id:
-            return await self.sandboxes.session(sandbox_id)
+            # /health is how SDKs ask whether a sandbox runs: ask the engine.
+            verify = scope.get("path") == "/health"
+            return await self.sandboxes.session(sandbox_id, verify=verify)
         # The attached sandboxes first; the engine's list only when none matches.
         for candidates in (self.sandboxes.attached_ids, self.sandboxes.owned_ids):
             for candidate in await candidates():
