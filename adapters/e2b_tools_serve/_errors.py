@@ -6,9 +6,14 @@ exception wherever it happens:
 ============================================  ====================  ======
 e2b-tools error                               Connect code          HTTP
 ============================================  ====================  ======
-sandbox gone (``SandboxGoneError``, killed,   unavailable, "The     502
-expired) or not found                         sandbox … was not
+sandbox not found                             unavailable, "The     502
+                                              sandbox … was not
                                               found"
+sandbox gone during the call                  unavailable, "the     502
+(``SandboxGoneError``: killed, expired)       connection … ended
+                                              before the stream
+                                              completed" (the SDK
+                                              then probes /health)
 ``NotFoundError`` (a path)                    not_found             404
 file ``exists``                               already_exists        409
 ``permission_denied``                         permission_denied     403
@@ -46,9 +51,12 @@ _FILE_KINDS = {
 
 
 def _classify(exc: SandboxError, session: Session) -> tuple[Code, int, str]:
-    if isinstance(exc, SandboxGoneError | SandboxNotFoundError):
+    if isinstance(exc, SandboxNotFoundError):
         session.mark_gone()
         return Code.UNAVAILABLE, 502, session.gone_message()
+    if isinstance(exc, SandboxGoneError):  # it went away during the call
+        session.mark_gone()
+        return Code.UNAVAILABLE, 502, session.cut_message()
     if isinstance(exc, EngineError):
         return Code.UNAVAILABLE, 503, f"the Docker Engine does not answer: {exc}"
     if isinstance(exc, NotFoundError):

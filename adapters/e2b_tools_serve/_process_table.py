@@ -218,7 +218,7 @@ class ProcessTable:
         self.closed = False
 
     def _gone(self) -> ConnectError:
-        return ConnectError(Code.UNAVAILABLE, self.session.gone_message())
+        return ConnectError(Code.UNAVAILABLE, self.session.cut_message())
 
     async def start(
         self,

@@ -168,7 +168,7 @@ class SandboxGuard:
         )
         if signed:
             if not signature_valid(query, scope["method"], session.access_token, self.clock()):
-                raise ApiError(401, "the file URL's signature is invalid or has expired")
+                raise _signature_refused(query, self.clock())
         elif not free and (
             token is None or not hmac.compare_digest(token.encode(), session.access_token.encode())
         ):
@@ -215,10 +215,17 @@ class SandboxGuard:
                     return await self.sandboxes.session(candidate)
                 if signed and signature_valid(query, scope["method"], expected, self.clock()):
                     return await self.sandboxes.session(candidate)
-        expiration = query.get("signature_expiration", "")
-        if signed and expiration.isdigit() and int(expiration) < self.clock():
-            raise ApiError(401, "the file URL's signature has expired")
-        raise ApiError(401, "no sandbox of this server has that access token or signature")
+        if signed:
+            raise _signature_refused(query, self.clock())
+        raise ApiError(401, "no sandbox of this server has that access token")
+
+
+def _signature_refused(query: dict[str, str], now: float) -> ApiError:
+    """401 for a pre-signed URL that does not open the file, in envd's words."""
+    expiration = query.get("signature_expiration", "")
+    if expiration.isdigit() and int(expiration) < now:
+        return ApiError(401, "signature is already expired")
+    return ApiError(401, "invalid signature")
 
 
 async def health(request: Request) -> Response:

@@ -51,6 +51,12 @@ class Session:
         """E2B's words for a sandbox that is gone (the SDKs look for "was not found")."""
         return f"The sandbox {self.sandbox_id} was not found"
 
+    def cut_message(self) -> str:
+        """E2B's words for a stream the sandbox's end cut short: deliberately not "was
+        not found", so the SDKs probe ``/health`` (which then says the sandbox is gone)
+        and report it killed while the request was in flight."""
+        return f"the connection to sandbox {self.sandbox_id} ended before the stream completed"
+
     def mark_gone(self) -> None:
         """Tell the server the sandbox was found gone (killed, expired): the next
         request re-checks it instead of trusting this session."""
