@@ -125,7 +125,8 @@ class SandboxGuard:
         self.clock = clock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http":  # lifespan (and websockets, refused there)
+            await self.envd(scope, receive, send)
             return
         try:
             app = await self._admit(scope)
