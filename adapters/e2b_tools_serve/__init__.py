@@ -1,26 +1,22 @@
-"""``e2b-tools serve``: E2B's wire protocols for e2b-tools sandboxes (issue 15, in progress).
+"""``e2b-tools serve``: E2B's wire protocols for e2b-tools sandboxes (``docs/serve.md``).
 
-A local server the real, unmodified E2B SDKs (``e2b``, ``e2b-code-interpreter``) talk
-to, with e2b-tools sandboxes behind it (``E2B_API_URL`` / ``E2B_SANDBOX_URL`` pointed at
-it). Served today: the REST control plane (create, get, list, kill, timeout, connect,
-pause/resume, metrics; see ``docs/serve.md``). Not yet: envd's process and filesystem
-services and the code interpreter, whose wire layer is here already:
+A local server the real, unmodified E2B SDKs (``e2b``, ``e2b-code-interpreter``, Python
+and JavaScript) and the integrations on them talk to, with e2b-tools sandboxes behind
+it (``E2B_API_URL`` / ``E2B_SANDBOX_URL`` pointed at it). Three listeners share one
+registry of sandboxes (``_app``: :func:`apps`, :func:`serve`):
 
-- ``_connect``: Connect protocol framing with the JSON codec: envelopes, an
-  incremental memory-bounded envelope decoder, the end-stream message, ``ConnectError``
-  and the code to HTTP status table, request header checks (content type, timeout,
-  protocol version, compression) and ready-made unary error and 415 replies;
-- ``_keepalive``: the ``Keepalive-Ping-Interval`` header and a wrapper that adds a
-  keepalive message to a streaming response after each idle interval;
-- ``_protojson``: proto3 JSON mapping primitives (typed, hostile-input-safe field
-  readers; base64, int64 and timestamp writers);
-- ``_proto``: builders and readers for the messages of envd's ``process.Process``
-  and ``filesystem.Filesystem`` services.
-
-The control plane: ``_settings`` (:class:`ServeSettings`, tokens), ``_http`` (error
-bodies, the key and ``Origin`` guard, bounded bodies), ``_registry`` (the server's
-sandboxes on ``e2b_tools.AsyncSandbox``), ``_control`` (the routes), ``_app``
-(:func:`control_app`, :func:`serve`).
+- the REST control plane: ``_settings`` (:class:`ServeSettings`, tokens), ``_http``
+  (error bodies, the key and ``Origin`` guard, bounded bodies), ``_registry`` (the
+  server's sandboxes and their sessions), ``_control`` (the routes);
+- the sandbox listener: ``_sandbox_app`` (which sandbox a request is for, its token or
+  signed URL, the port, the user), ``_session`` (one sandbox's per-service state),
+  ``_errors`` (e2b-tools errors as Connect codes and HTTP statuses);
+- envd: ``_process`` and ``_process_table`` (the process service), ``_filesystem``
+  (the filesystem service), ``_files_http`` (``/files``);
+- the code interpreter: ``_interpreter`` (``/execute``, ``/contexts``);
+- the Connect wire layer: ``_connect`` (framing, errors, header checks), ``_rpc``
+  (unary, server- and client-streaming routes), ``_keepalive``, ``_protojson`` and
+  ``_proto`` (proto3 JSON of envd's messages).
 """
 
 from __future__ import annotations
