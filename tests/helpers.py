@@ -198,6 +198,7 @@ def serving(
         for server in servers:
             server.should_exit = True
         thread.join(stop_wait + kill_wait)
+        assert not thread.is_alive(), "e2b-tools serve did not stop"
         loop.close()
         for sock in socks:
             sock.close()
@@ -225,14 +226,22 @@ def run_e2b_sdk(
         "E2B_API_URL": served.api,
         "E2B_SANDBOX_URL": served.sandbox,
         "E2B_API_KEY": key,
+        "PYTHONFAULTHANDLER": "1",  # a crash of the SDK shows its stacks
         **(env or {}),
     }
+    # Once the script has run to its end, leave without the interpreter's teardown: the
+    # async E2B SDK's native HTTP client (pyqwest) aborts the process there now and
+    # then ("Fatal Python error: Aborted", no Python frame), after all its work is done.
+    ending = "\nimport os as _os, sys as _sys\n_sys.stdout.flush()\n_os._exit(0)\n"
     done = subprocess.run(
-        [str(python or e2b_sdk_python()), "-c", textwrap.dedent(script)],
+        [str(python or e2b_sdk_python()), "-c", textwrap.dedent(script) + ending],
         env=full_env,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, (
+        f"the SDK script exited {done.returncode}\n--- stderr ---\n{done.stderr}"
+        f"\n--- stdout ---\n{done.stdout[-4000:]}"
+    )
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))

@@ -21,11 +21,10 @@ the SDK's read timeout); when the client goes away (a disconnect, the SDK's time
 the run is cancelled, which interrupts the code in the sandbox (KeyboardInterrupt,
 then a context restart if it does not stop), so the next call on the context runs.
 
-**A sandbox that dies mid-run** (killed, expired) aborts the response once the sandbox
-is down (at most :data:`SETTLE_SECONDS` later): the body has no end, so the SDK asks
-whether the sandbox runs, gets E2B's 502 "was not found" and raises its
-``TimeoutException`` "The sandbox was killed while the request was in progress", as
-on E2B. When the server stops, runs are cancelled and their responses cut the same
+**A sandbox that dies mid-run** (killed, expired) aborts the response: the body has no
+end, so the SDK asks whether the sandbox runs, gets E2B's 502 "was not found" and
+raises its ``TimeoutException`` "The sandbox was killed while the request was in
+progress", as on E2B. When the server stops, runs are cancelled and their responses cut the same
 way. Other e2b-tools errors mid-run become an ``error`` line named after the error
 class, then ``end_of_execution``.
 """
@@ -76,10 +75,6 @@ MAX_CONTEXT_BODY = 64 << 10
 """Largest ``POST /contexts`` body."""
 KEEPALIVE_SECONDS = 5.0
 """Seconds of silence before a ``{"type": "keepalive"}`` line (E2B's interval)."""
-
-SETTLE_SECONDS = 10.0
-"""Longest wait, once a run was cut (its sandbox killed, the server stopping), for the
-sandbox to be down before the response drops."""
 
 _KEEPALIVE = b'{"type": "keepalive"}\n'
 _END = b'{"type": "end_of_execution"}\n'
@@ -296,26 +291,14 @@ class ExecuteResponse(StreamingResponse):
         try:
             await super().__call__(scope, receive, send)
         except StreamAborted as exc:
-            # The SDK answers a dropped connection by asking whether the sandbox runs:
-            # cut only once it is down (a kill closes the session before the container
-            # is gone), so it sees E2B's "killed" rather than a bare protocol error.
-            await self._until_down()
             # Returning with the body unfinished makes the server drop the connection
-            # (it logs one line about it), which is what the client must see.
+            # (it logs one line about it), which is what the client must see: the SDK
+            # then asks whether the sandbox runs, and the registry answers 502 from
+            # the moment a kill begins, so it reports E2B's "killed".
             log.warning("/execute response cut short: %s", exc)
         finally:
             if not self.task.done():
                 self.task.cancel()
-
-    async def _until_down(self) -> None:
-        deadline = asyncio.get_running_loop().time() + SETTLE_SECONDS
-        while asyncio.get_running_loop().time() < deadline:
-            try:
-                if not await self.session.sandbox.is_running():
-                    return
-            except SandboxError:
-                return
-            await asyncio.sleep(0.1)
 
 
 # -- the routes ----------------------------------------------------------------------
@@ -425,30 +408,29 @@ async def list_contexts(request: Request) -> Response:
     return JSONResponse([_context_json(c) for c in contexts])
 
 
-async def restart_context(request: Request) -> Response:
-    """``POST /contexts/{id}/restart`` → 200 ``null`` (its state is lost); 404 unknown."""
+async def _on_context(request: Request, action: str) -> Response:
+    """Restart or remove the context in the path: 200 ``null``; 404 unknown."""
     session: Session = request.state.session
     context_id = request.path_params["context_id"]
+    sandbox = session.sandbox
+    call = sandbox.restart_code_context if action == "restart" else sandbox.remove_code_context
     try:
-        await session.sandbox.restart_code_context(context_id)
+        await call(context_id)
     except InvalidArgumentError:
         return _not_found(context_id)
     except SandboxError as exc:
         raise api_error(exc, session) from None
     return JSONResponse(None)
+
+
+async def restart_context(request: Request) -> Response:
+    """``POST /contexts/{id}/restart`` → 200 ``null`` (its state is lost); 404 unknown."""
+    return await _on_context(request, "restart")
 
 
 async def remove_context(request: Request) -> Response:
     """``DELETE /contexts/{id}`` → 200 ``null``; 404 unknown."""
-    session: Session = request.state.session
-    context_id = request.path_params["context_id"]
-    try:
-        await session.sandbox.remove_code_context(context_id)
-    except InvalidArgumentError:
-        return _not_found(context_id)
-    except SandboxError as exc:
-        raise api_error(exc, session) from None
-    return JSONResponse(None)
+    return await _on_context(request, "remove")
 
 
 def routes() -> list[BaseRoute]:

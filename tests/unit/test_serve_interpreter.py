@@ -431,7 +431,8 @@ def _settled(progress: Path, still: float = 1.5, limit: float = 60.0) -> int:
     deadline = time.monotonic() + limit
     last, since = -1, time.monotonic()
     while time.monotonic() < deadline:
-        now = int(progress.read_text()) if progress.exists() else -1
+        text = progress.read_text() if progress.exists() else ""
+        now = int(text) if text.isdigit() else last  # '' while the run rewrites it
         if now != last:
             last, since = now, time.monotonic()
         elif now >= 0 and time.monotonic() - since >= still:
