@@ -17,8 +17,8 @@ Memory stays bounded whatever the size, both ways:
   (a full disk is 507, and the partial file is removed), never the server's memory.
 
 Both forms answer ``[{name, type: "file", path}]``. ``X-Metadata-<key>`` headers
-become the file's metadata (e2b-tools stores it as envd 0.6.2 does; the SDKs only send
-it to envd 0.6.2 and later, so with the reported 0.5.7 they refuse it client-side).
+become the file's metadata (e2b-tools stores it as envd 0.6.2 does, and the server
+reports 0.6.2, so the SDKs send it).
 E2B's ``username`` is not honoured: files belong to the sandbox's one user.
 """
 

@@ -13,10 +13,11 @@ from typing import Literal
 
 from e2b_tools.backends import Backend
 
-ENVD_VERSION = "0.5.7"
-"""The envd version reported to SDKs: it turns on stdin, close_stdin, the default user
-and octet-stream uploads, and makes newer SDKs refuse file metadata and watch entry
-info (0.6.x) with a clear error instead of the server ignoring them."""
+ENVD_VERSION = "0.6.2"
+"""The envd version reported to SDKs: it turns on stdin, close_stdin, the default user,
+octet-stream uploads and file metadata, and makes newer SDKs refuse watch events with
+entry info (0.6.3) and watching network mounts (0.6.4) with a clear error instead of
+the server ignoring them."""
 
 DEFAULT_TEMPLATES = ("base", "code-interpreter-v1")
 """E2B's own templates: both run the default image unless ``templates`` says otherwise."""

@@ -349,9 +349,10 @@ def test_connect(out: dict[str, Any]) -> None:
 def test_a_sandbox_killed_mid_command_fails_the_call(out: dict[str, Any]) -> None:
     got = ok(out, "killed_mid_call")
     assert got["killed"] is True
-    # As on E2B: the call ends with the "sandbox was not found" TimeoutError, not a hang.
+    # As on E2B: the call ends at once with envd's "connection … ended before the stream
+    # completed", which this SDK raises as a TimeoutError, not a hang.
     assert got["raised"] == "TimeoutError", got
-    assert "was not found" in got["message"]
+    assert "ended before the stream completed" in got["message"]
 
 
 def test_kill(out: dict[str, Any]) -> None:

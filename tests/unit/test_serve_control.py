@@ -61,7 +61,7 @@ def _create(client: TestClient, **body: Any) -> dict[str, Any]:
 def test_create_get_list_timeout_kill(client: TestClient) -> None:
     created = _create(client, metadata={"user": "ada"}, timeout=60)
     sid = created["sandboxID"]
-    assert created["envdVersion"] == ENVD_VERSION == "0.5.7"
+    assert created["envdVersion"] == ENVD_VERSION == "0.6.2"
     assert created["envdAccessToken"] == ServeSettings(api_key=KEY, secret=SECRET).access_token(sid)
     assert created["templateID"] == "base" and created["trafficAccessToken"] is None
     detail = client.get(f"/sandboxes/{sid}", headers=AUTH).json()
