@@ -136,28 +136,58 @@ print("SMOKE OK smolagents")
 
 _SERVE = """
 import json, socket, subprocess, time, urllib.error, urllib.request
-with socket.socket() as probe:  # a free loopback port
-    probe.bind(("127.0.0.1", 0))
-    port = str(probe.getsockname()[1])
+ports = []
+for _ in range(3):  # free loopback ports: API, envd, interpreter
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        ports.append(str(probe.getsockname()[1]))
+key = "e2b_" + "ab" * 20
 env = subprocess.run(
-    ["e2b-tools", "serve", "--print-env", "--api-key", "e2b_" + "ab" * 20],
+    ["e2b-tools", "serve", "--print-env", "--api-key", key, "--envd-port", ports[1]],
     check=True, capture_output=True, text=True,
 ).stdout
-assert "E2B_API_URL=" in env and "E2B_API_KEY=" in env, env
+assert f"E2B_SANDBOX_URL=http://127.0.0.1:{ports[1]}" in env and key in env, env
 server = subprocess.Popen(
-    ["e2b-tools", "serve", "--port", port, "--api-key", "e2b_" + "ab" * 20]
+    ["e2b-tools", "serve", "--api-key", key, "--port", ports[0], "--envd-port", ports[1],
+     "--interpreter-port", ports[2]]
 )
+
+
+def call(port, path, method="GET", body=None, headers=None):
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}", method=method, headers=headers or {},
+        data=None if body is None else json.dumps(body).encode(),
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
 try:
     for _ in range(100):
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/sandboxes", timeout=2)
-        except urllib.error.HTTPError as exc:  # no key: a JSON 401
-            assert exc.code == 401 and json.load(exc)["code"] == 401
+            status, body = call(ports[0], "/sandboxes")
             break
         except OSError:
             time.sleep(0.1)
     else:
         raise AssertionError("e2b-tools serve did not answer")
+    assert status == 401 and json.loads(body)["code"] == 401, (status, body)
+    auth = {"X-API-KEY": key, "Content-Type": "application/json"}
+    status, body = call(ports[0], "/v2/sandboxes", "POST", {"templateID": "base"}, auth)
+    assert status == 201, (status, body)
+    made = json.loads(body)
+    sandbox = {"E2b-Sandbox-Id": made["sandboxID"], "X-Access-Token": made["envdAccessToken"]}
+    assert call(ports[1], "/health", headers=sandbox)[0] == 204
+    status, body = call(
+        ports[1], "/process.Process/List", "POST", {},
+        {**sandbox, "Content-Type": "application/json"},
+    )
+    assert status == 200 and json.loads(body).get("processes", []) == [], (status, body)
+    assert call(ports[0], f"/sandboxes/{made['sandboxID']}", "DELETE", headers=auth)[0] == 204
+    assert call(ports[1], "/health", headers=sandbox)[0] == 502
 finally:
     server.terminate()
     server.wait(30)
