@@ -118,7 +118,10 @@ def ls(all_states: bool, mine: bool, metadata: dict[str, str], as_json: bool) ->
         if all_states:
             cells.append(row["state"])
         table.add_row(*cells)
-    Console(soft_wrap=False, highlight=False).print(table)
+    # On a terminal the table fits its width; into a pipe or a file (grep, CI logs) each
+    # row stays whole on one line, as `docker ps` does.
+    width = None if sys.stdout.isatty() else 1000
+    Console(soft_wrap=False, highlight=False, width=width).print(table)
     return 0
 
 
