@@ -22,9 +22,10 @@ registry of sandboxes (``_app``: :func:`apps`, :func:`serve`):
 from __future__ import annotations
 
 from ._app import Apps, apps, control_app, is_loopback, serve, serve_async
-from ._settings import ENVD_VERSION, ServeSettings, new_api_key
+from ._settings import API_KEY_PATTERN, ENVD_VERSION, ServeSettings, new_api_key
 
 __all__ = [
+    "API_KEY_PATTERN",
     "ENVD_VERSION",
     "Apps",
     "ServeSettings",

@@ -35,9 +35,14 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return JSONResponse({"code": status, "message": message}, status_code=status, headers=headers)
 
 
+def gone_message(sandbox_id: str) -> str:
+    """E2B's words for an unknown or gone sandbox (the SDKs look for "was not found")."""
+    return f"The sandbox {sandbox_id} was not found"
+
+
 def not_found(sandbox_id: str) -> ApiError:
-    """404 for an unknown sandbox, worded as E2B does (the SDK looks for "was not found")."""
-    return ApiError(404, f"The sandbox {sandbox_id} was not found")
+    """404 for an unknown sandbox on the control plane."""
+    return ApiError(404, gone_message(sandbox_id))
 
 
 async def json_body(request: Request, limit: int, *, required: bool = True) -> dict[str, Any]:

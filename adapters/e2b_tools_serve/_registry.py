@@ -28,7 +28,7 @@ from e2b_tools import (
     SandboxState,
 )
 
-from ._http import ApiError, not_found
+from ._http import ApiError, gone_message, not_found
 from ._session import Session
 from ._settings import OWNER_KEY, SHARED_KEY, TEMPLATE_KEY, ServeSettings
 
@@ -312,4 +312,4 @@ class Sandboxes:
 
 def gone(sandbox_id: str) -> ApiError:
     """502 for a sandbox envd requests cannot reach, worded as E2B's proxy does."""
-    return ApiError(502, f"The sandbox {sandbox_id} was not found")
+    return ApiError(502, gone_message(sandbox_id))

@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 from e2b_tools import AsyncSandbox
 
+from ._http import gone_message
+
 T = TypeVar("T")
 log = logging.getLogger("e2b_tools.serve")
 
@@ -49,7 +51,7 @@ class Session:
 
     def gone_message(self) -> str:
         """E2B's words for a sandbox that is gone (the SDKs look for "was not found")."""
-        return f"The sandbox {self.sandbox_id} was not found"
+        return gone_message(self.sandbox_id)
 
     def cut_message(self) -> str:
         """E2B's words for a stream the sandbox's end cut short: deliberately not "was

@@ -24,7 +24,6 @@ SERVE_MISSING = (
     "the E2B-compatible server is not installed: pip install 'e2b-tools[serve]' (it "
     "brings the e2b_tools_serve adapter, starlette, uvicorn and python-multipart)"
 )
-KEY_PATTERN = re.compile(r"^e2b_[0-9a-f]{16,128}$")
 
 
 def config_path() -> Path:
@@ -32,12 +31,13 @@ def config_path() -> Path:
     return Path(click.get_app_dir("e2b-tools")) / "serve.json"
 
 
-def load_or_create_config(path: Path) -> dict[str, str]:
-    """The stored ``{"api_key", "secret"}``, made (mode 0600) on first use."""
+def load_or_create_config(path: Path, server: ModuleType) -> dict[str, str]:
+    """The stored ``{"api_key", "secret"}``, made (mode 0600) on first use with the
+    ``server`` adapter's key maker and checked with its key pattern."""
     try:
         data: Any = json.loads(path.read_text())
     except FileNotFoundError:
-        data = {"api_key": "e2b_" + secrets.token_hex(20), "secret": secrets.token_hex(32)}
+        data = {"api_key": server.new_api_key(), "secret": secrets.token_hex(32)}
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -47,7 +47,7 @@ def load_or_create_config(path: Path) -> dict[str, str]:
         raise CLIError(f"cannot read {path}: {exc}; fix or remove it") from None
     if (
         not isinstance(data, dict)
-        or not KEY_PATTERN.match(str(data.get("api_key", "")))
+        or not server.API_KEY_PATTERN.match(str(data.get("api_key", "")))
         or not re.fullmatch(r"[0-9a-f]{32,}", str(data.get("secret", "")))
     ):
         raise CLIError(f"{path} is not a serve config (api_key, secret); remove it")
@@ -182,12 +182,12 @@ def serve(
             )
         if api_key is None:
             raise click.UsageError("--allow-remote needs an explicit --api-key")
-    if api_key is not None and not KEY_PATTERN.match(api_key):
+    if api_key is not None and not server.API_KEY_PATTERN.match(api_key):
         raise click.BadParameter(
             "must be 'e2b_' followed by 16 to 128 lowercase hex digits", param_hint="--api-key"
         )
     path = config_path()
-    stored = load_or_create_config(path)
+    stored = load_or_create_config(path, server)
     key = api_key or stored["api_key"]
     lines = env_lines(host, port, envd_port, key)
     if print_env:
